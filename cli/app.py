@@ -1,0 +1,42 @@
+"""The `twinsearch` command. Each command group lives in its own module and loads what it
+needs when it runs, so `twinsearch --help` imports no model or store code."""
+
+from __future__ import annotations
+
+import typer
+
+from twinsearch._version import __version__
+from twinsearch.cli.index import index
+from twinsearch.cli.info import drop, info
+from twinsearch.cli.search import search
+
+app = typer.Typer(
+    name="twinsearch",
+    help="Semantic document search with twin text encoders and Qdrant.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(index)
+app.command()(search)
+app.command()(info)
+app.command()(drop)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"twinsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit"
+    ),
+) -> None:
+    """Semantic document search with twin text encoders and Qdrant."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,106 @@
+"""What every command shares: options, consoles, the error boundary, opening things."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from twinsearch.errors import TwinsearchError
+from twinsearch.settings import Settings
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder of the embedded store [env: TWINSEARCH_DATA_DIR; default: per-user data folder]",
+        show_default=False,
+    ),
+]
+QdrantUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-url",
+        help="Use the Qdrant server at this URL instead of the embedded store "
+        "[env: TWINSEARCH_QDRANT_URL; API key from TWINSEARCH_QDRANT_API_KEY]",
+        show_default=False,
+    ),
+]
+Collection = Annotated[
+    str | None,
+    typer.Option(
+        "--collection", "-c", help="Collection name [env: TWINSEARCH_COLLECTION; default: default]",
+        show_default=False,
+    ),
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Model: a sentence-transformers folder or id [default: the collection's own model, "
+        "else the bundled all-MiniLM-L6-v2]",
+        show_default=False,
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors_to_exit(func: F) -> F:
+    """Expected failures become one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TwinsearchError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; everything written before now is kept", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(**flags: Any) -> Settings:
+    from twinsearch.cli.config import build_settings
+
+    return build_settings(flags)
+
+
+@contextmanager
+def open_client(settings: Settings) -> Iterator[Any]:
+    from twinsearch.stores import connect
+
+    if settings.qdrant_url:
+        client = connect(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+    else:
+        client = connect(data_dir=settings.data_dir)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def load_encoder(settings: Settings, model: str) -> Any:
+    from twinsearch.cli.config import free_cores
+    from twinsearch.encoders import load_encoder as load
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return load(
+        model,
+        device=settings.device,
+        threads=settings.threads or free_cores(),
+        batch_size=settings.batch_size,
+    )

@@ -1,0 +1,83 @@
+"""`twinsearch info` and `twinsearch drop`"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from twinsearch.cli.common import (
+    DataDir,
+    JsonOut,
+    QdrantUrl,
+    err,
+    errors_to_exit,
+    open_client,
+    out,
+    settings_from,
+)
+
+
+def _describe(store: Any) -> dict[str, Any]:
+    meta = store.metadata()
+    encoder = meta.get("encoder", {})
+    return {
+        "name": store.name,
+        "chunks": store.count(),
+        "model": encoder.get("name"),
+        "fingerprint": encoder.get("fingerprint"),
+        "dim": encoder.get("dim"),
+        "chunking": meta.get("chunking"),
+        "created": meta.get("created"),
+        "twinsearch_version": meta.get("twinsearch_version"),
+    }
+
+
+@errors_to_exit
+def info(
+    json_out: JsonOut = False,
+    data_dir: DataDir = None,
+    qdrant_url: QdrantUrl = None,
+) -> None:
+    """Where the data lives, and each collection: chunks, model and its fingerprint."""
+    settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
+    with open_client(settings) as client:
+        collections = []
+        for name in client.collections():
+            store = client.collection(name)
+            try:
+                collections.append(_describe(store))
+            finally:
+                store.close()
+        location = client.location
+    if json_out:
+        print(json.dumps({"location": location, "collections": collections}, indent=2))
+        return
+    out.print(f"data: {location}", markup=False)
+    if not collections:
+        out.print("no collections yet; create one with `twinsearch index PATH`", markup=False)
+    for c in collections:
+        out.print(
+            f"{c['name']}: {c['chunks']} chunks, model {c['model']} "
+            f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
+            f"chunking {c['chunking']}, created {c['created']}",
+            markup=False,
+        )
+
+
+@errors_to_exit
+def drop(
+    name: Annotated[str, typer.Argument(help="Collection to delete")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    data_dir: DataDir = None,
+    qdrant_url: QdrantUrl = None,
+) -> None:
+    """Delete a collection and all its vectors."""
+    settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
+    with open_client(settings) as client:
+        count = client.collection(name).count()
+        if not yes and not typer.confirm(f"delete collection {name!r} ({count} chunks)?", err=True):
+            raise typer.Exit(1)
+        client.drop(name)
+    err.print(f"dropped {name!r} ({count} chunks)", markup=False)

@@ -1,0 +1,72 @@
+"""`twinsearch search QUERY`"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from twinsearch.cli.common import (
+    Collection,
+    DataDir,
+    JsonOut,
+    Model,
+    QdrantUrl,
+    errors_to_exit,
+    load_encoder,
+    open_client,
+    out,
+    settings_from,
+)
+
+SNIPPET_CHARS = 240
+
+
+def _one_line(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+@errors_to_exit
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000, help="Documents to show")] = 10,
+    collection: Collection = None,
+    model: Model = None,
+    json_out: JsonOut = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
+    data_dir: DataDir = None,
+    qdrant_url: QdrantUrl = None,
+) -> None:
+    """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
+    from twinsearch.collections import open_for_search, recorded_model
+    from twinsearch.search import search as run_search
+
+    if not query.strip():
+        raise typer.BadParameter("the query is empty; pass some words to search for")
+    settings = settings_from(
+        collection=collection, model=model, threads=threads, data_dir=data_dir,
+        qdrant_url=qdrant_url,
+    )
+    with open_client(settings) as client:
+        name = settings.model or recorded_model(client.collection(settings.collection))
+        encoder = load_encoder(settings, name)
+        store = open_for_search(client, settings.collection, encoder)
+        hits = run_search(store, encoder, query, k=top_k)
+    if json_out:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        out.print("no results")
+        return
+    for hit in hits:
+        out.print(f"{hit.rank:>3}. {hit.score:.3f}  {hit.doc_id}  [bold]{_escape(hit.title)}[/bold]")
+        out.print(f"     {_escape(_one_line(hit.snippet))}")
+        out.print()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

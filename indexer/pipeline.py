@@ -1,0 +1,114 @@
+"""Documents to chunks to vectors to the store, in batches.
+
+A document's chunks are written before the points of its older, longer version are
+deleted, so a document is never missing from the index while it is re-indexed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document, embedding_input
+from twinsearch.encoders import Encoder
+from twinsearch.stores import Match, Range, Store
+from twinsearch.types import Chunk, Document, Point
+
+_POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "twinsearch/chunk")
+
+
+def point_id(doc_id: str, chunk: int) -> str:
+    """Deterministic, so indexing the same document again overwrites instead of duplicating."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{doc_id}\x00{chunk}"))
+
+
+@dataclass
+class IndexReport:
+    documents: int = 0
+    chunks: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def skip(self, where: str, why: str) -> None:
+        self.skipped.append((where, why))
+
+
+def _payload(doc: Document, chunk: Chunk) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "doc_id": doc.doc_id,
+        "chunk": chunk.index,
+        "title": doc.title,
+        "text": chunk.text,
+        "source": doc.source,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+    if doc.fields:
+        payload["fields"] = doc.fields
+    return payload
+
+
+class Indexer:
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: Store,
+        chunking: ChunkSettings,
+        *,
+        batch_size: int = 256,
+        on_progress: Callable[[IndexReport], None] = lambda report: None,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.chunking = chunking
+        self.batch_size = batch_size
+        self.on_progress = on_progress
+        self.report = IndexReport()
+        self._pending: list[tuple[Document, Chunk]] = []
+        self._completed: list[tuple[str, int]] = []
+        self._seen: dict[str, str] = {}
+
+    def run(self, documents: Iterable[Document]) -> IndexReport:
+        started = time.perf_counter()
+        for doc in documents:
+            self.add(doc)
+            self.on_progress(self.report)
+        self.flush()
+        self.store.finish()
+        self.report.seconds = time.perf_counter() - started
+        self.on_progress(self.report)
+        return self.report
+
+    def add(self, doc: Document) -> None:
+        if doc.doc_id in self._seen:
+            self.report.skip(doc.source, f"duplicate id {doc.doc_id!r} (first seen in {self._seen[doc.doc_id]})")
+            return
+        self._seen[doc.doc_id] = doc.source
+        chunks = list(chunk_document(doc, self.encoder.tokenizer, self.chunking))
+        if not chunks:
+            self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
+            return
+        self._pending.extend((doc, chunk) for chunk in chunks)
+        self._completed.append((doc.doc_id, len(chunks)))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        for start in range(0, len(self._pending), self.batch_size):
+            batch = self._pending[start : start + self.batch_size]
+            vectors = self.encoder.encode_documents([embedding_input(d, c) for d, c in batch])
+            self.store.upsert(
+                [
+                    Point(point_id(d.doc_id, c.index), v, _payload(d, c))
+                    for (d, c), v in zip(batch, vectors)
+                ]
+            )
+            self.report.chunks += len(batch)
+        for doc_id, n_chunks in self._completed:
+            # Chunks beyond the new count belong to an older, longer version.
+            self.store.delete([Match("doc_id", doc_id), Range("chunk", gte=n_chunks)])
+        self.report.documents += len(self._completed)
+        self._pending.clear()
+        self._completed.clear()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import uuid
+
+# Nothing may be fetched from a model hub during tests; set before any HF library loads.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from twinsearch.encoders import HashingEncoder  # noqa: E402
+from twinsearch.stores import Client, connect  # noqa: E402
+
+# A real Qdrant server to run the store tests against as well (`docker compose up -d`);
+# read before the fixture below clears TWINSEARCH_* for every test.
+SERVER_URL = os.environ.get("TWINSEARCH_QDRANT_URL")
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the user's config file or TWINSEARCH_* variables."""
+    for var in list(os.environ):
+        if var.startswith("TWINSEARCH_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("TWINSEARCH_CONFIG", str(tmp_path / "no-config.toml"))
+    (tmp_path / "no-config.toml").write_text("")
+
+
+@pytest.fixture(scope="session")
+def real_encoder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, loaded once per session."""
+    from twinsearch.encoders import load_encoder
+
+    return load_encoder(threads=2)
+
+
+@pytest.fixture
+def hashing() -> HashingEncoder:
+    return HashingEncoder(dim=64, window=16)
+
+
+BACKENDS = ["edge", "memory"] + (["server"] if SERVER_URL else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
+    """Each backend: the embedded Qdrant Edge; qdrant-client's in-process engine, which
+    stands in for a server; and a real server when TWINSEARCH_QDRANT_URL is set."""
+    if request.param == "edge":
+        c = connect(data_dir=tmp_path / "data")
+    else:
+        c = connect(url=SERVER_URL if request.param == "server" else ":memory:")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def name() -> str:
+    """A collection name no other test (or earlier run on a shared server) uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,77 @@
+"""A collection remembers the encoder and chunking that made it, and refuses any other."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from twinsearch._version import __version__
+from twinsearch.encoders import Encoder
+from twinsearch.errors import EncoderMismatch
+from twinsearch.stores import Client, CollectionSpec, Store
+
+
+def describe_encoder(encoder: Encoder) -> dict[str, Any]:
+    return {
+        "name": encoder.name,
+        "fingerprint": encoder.fingerprint,
+        "dim": encoder.dim,
+        "similarity": encoder.similarity,
+        "window": encoder.window,
+    }
+
+
+def build_metadata(encoder: Encoder, chunking: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "twinsearch_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "encoder": describe_encoder(encoder),
+        "chunking": dict(chunking),
+    }
+
+
+def recorded_model(store: Store) -> str:
+    """The model a collection was built with, as the user named it."""
+    return str(store.metadata()["encoder"]["name"])
+
+
+def check_encoder(store: Store, encoder: Encoder) -> dict[str, Any]:
+    meta = store.metadata()
+    have = meta.get("encoder", {})
+    if have.get("fingerprint") != encoder.fingerprint:
+        raise EncoderMismatch(
+            f"collection {store.name!r} was indexed with model {have.get('name')!r} "
+            f"(fingerprint {str(have.get('fingerprint'))[:12]}), not with {encoder.name!r} "
+            f"(fingerprint {encoder.fingerprint[:12]}); search it with --model "
+            f"{have.get('name')}, or index into another collection with --collection NAME"
+        )
+    return meta
+
+
+def check_chunking(store: Store, meta: Mapping[str, Any], chunking: Mapping[str, Any]) -> None:
+    have = dict(meta.get("chunking", {}))
+    if have != dict(chunking):
+        raise EncoderMismatch(
+            f"collection {store.name!r} was chunked with {have}, not {dict(chunking)}; "
+            "index with the same chunk settings, or into another collection with --collection NAME"
+        )
+
+
+def open_for_search(client: Client, name: str, encoder: Encoder) -> Store:
+    store = client.collection(name)
+    check_encoder(store, encoder)
+    return store
+
+
+def open_for_write(
+    client: Client, name: str, encoder: Encoder, chunking: Mapping[str, Any]
+) -> tuple[Store, bool]:
+    """The collection to index into, created if needed; ``True`` when it was created."""
+    store = client.collection(name)
+    if not store.exists():
+        store.create(CollectionSpec(dim=encoder.dim, metadata=build_metadata(encoder, chunking)))
+        return store, True
+    meta = check_encoder(store, encoder)
+    check_chunking(store, meta, chunking)
+    return store, False

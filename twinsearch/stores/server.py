@@ -1,0 +1,164 @@
+"""A Qdrant server or cluster, through qdrant-client (imported only when a URL is used).
+
+``url=":memory:"`` runs qdrant-client's in-process engine: same API, no server; the
+contract tests use it as a stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from twinsearch.errors import CollectionNotFound, StoreError
+from twinsearch.stores.base import CollectionSpec, Filter, Match, check_name
+from twinsearch.types import Point, ScoredPoint
+
+HNSW_EF = 128
+
+
+class ServerStore:
+    def __init__(self, client: ServerClient, name: str) -> None:
+        self.name = check_name(name)
+        self._client = client
+        self._qc = client.qc
+        self._models = client.models
+
+    def _not_found(self) -> str:
+        return (
+            f"no collection {self.name!r} on {self._client.location}; "
+            "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
+        )
+
+    def _filter(self, filter: Filter | None) -> Any:
+        if not filter:
+            return None
+        m = self._models
+        conditions = [
+            m.FieldCondition(key=c.key, match=m.MatchValue(value=c.value))
+            if isinstance(c, Match)
+            else m.FieldCondition(key=c.key, range=m.Range(gte=c.gte, lt=c.lt))
+            for c in filter
+        ]
+        return m.Filter(must=conditions)
+
+    def exists(self) -> bool:
+        with self._client.translate():
+            return bool(self._qc.collection_exists(self.name))
+
+    def create(self, spec: CollectionSpec) -> None:
+        m = self._models
+        with self._client.translate():
+            self._qc.create_collection(
+                self.name,
+                vectors_config=m.VectorParams(size=spec.dim, distance=m.Distance.COSINE),
+                metadata=dict(spec.metadata),
+            )
+            if self._client.in_process:
+                return  # its exact scan has no use for payload indexes, and says so
+            for field in spec.keyword_fields:
+                self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.KEYWORD)
+            for field in spec.integer_fields:
+                self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.INTEGER)
+
+    def metadata(self) -> dict[str, Any]:
+        if not self.exists():
+            raise CollectionNotFound(self._not_found())
+        with self._client.translate():
+            return dict(self._qc.get_collection(self.name).config.metadata or {})
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        m = self._models
+        batch = [
+            m.PointStruct(id=p.id, vector=[float(x) for x in p.vector], payload=p.payload)
+            for p in points
+        ]
+        with self._client.translate():
+            self._qc.upsert(self.name, points=batch, wait=True)
+
+    def delete(self, filter: Filter) -> None:
+        with self._client.translate():
+            self._qc.delete(
+                self.name,
+                points_selector=self._models.FilterSelector(filter=self._filter(filter)),
+                wait=True,
+            )
+
+    def search(
+        self, vector: Sequence[float], k: int, filter: Filter | None = None
+    ) -> list[ScoredPoint]:
+        with self._client.translate():
+            found = self._qc.query_points(
+                self.name,
+                query=[float(x) for x in vector],
+                limit=k,
+                query_filter=self._filter(filter),
+                with_payload=True,
+                search_params=None
+                if self._client.in_process
+                else self._models.SearchParams(hnsw_ef=HNSW_EF),
+            ).points
+        return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    def count(self, filter: Filter | None = None) -> int:
+        with self._client.translate():
+            return int(
+                self._qc.count(self.name, count_filter=self._filter(filter), exact=True).count
+            )
+
+    def finish(self) -> None:
+        """The server builds its indexes in the background; writes were already awaited."""
+
+    def close(self) -> None:
+        """The connection belongs to the client."""
+
+
+class ServerClient:
+    def __init__(self, url: str, api_key: str | None = None, timeout: int = 30) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self.models = models
+        self.location = url
+        self.in_process = url == ":memory:"
+        try:
+            if url == ":memory:":
+                self.qc = QdrantClient(location=":memory:")
+            else:
+                self.qc = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+        except Exception as exc:
+            raise StoreError(f"bad Qdrant URL {url!r}: {exc}") from exc
+
+    @contextmanager
+    def translate(self) -> Iterator[None]:
+        try:
+            yield
+        except CollectionNotFound:
+            raise
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "Connection refused" in text or "ConnectError" in type(exc).__name__:
+                raise StoreError(
+                    f"cannot reach Qdrant at {self.location}: {text}; start it "
+                    "(`docker compose up -d`) or check --qdrant-url"
+                ) from exc
+            raise StoreError(f"Qdrant at {self.location} failed: {text[:300]}") from exc
+
+    def collections(self) -> list[str]:
+        with self.translate():
+            return sorted(c.name for c in self.qc.get_collections().collections)
+
+    def collection(self, name: str) -> ServerStore:
+        return ServerStore(self, name)
+
+    def drop(self, name: str) -> None:
+        store = self.collection(name)
+        if not store.exists():
+            raise CollectionNotFound(store._not_found())
+        with self.translate():
+            self.qc.delete_collection(name)
+
+    def close(self) -> None:
+        with self.translate():
+            self.qc.close()

@@ -1,0 +1,68 @@
+"""The nouns: what is indexed, what is stored, what is found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit the user thinks of as a document: a file, or one record of a corpus."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of a document that fits the encoder; ``start``/``end`` index ``Document.text``."""
+
+    doc_id: str
+    index: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Point:
+    """What the store holds for one chunk."""
+
+    id: str
+    vector: Any  # float32 array-like of the collection's dimension
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One document in a result list; its best chunk is the snippet."""
+
+    rank: int
+    doc_id: str
+    score: float
+    title: str
+    snippet: str
+    source: str
+    chunk: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "doc_id": self.doc_id,
+            "score": self.score,
+            "title": self.title,
+            "snippet": self.snippet,
+            "source": self.source,
+            "chunk": self.chunk,
+        }
