@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[^\w\s]")  # words and single punctuation marks, as BERT splits them
 
 
 class WordTokenizer:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in _WORD.finditer(text)]
+        return [m.span() for m in _TOKEN.finditer(text)]
 
 
 class HashingEncoder:

@@ -1,0 +1,3 @@
+from twinsearch.cli.app import main
+
+main()

@@ -1,0 +1,218 @@
+"""The CLI end to end: the real model, the real embedded store, real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from twinsearch.cli.app import app
+
+from .conftest import EXAMPLES
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def run(*args: str | Path, code: int = 0):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped examples indexed once with the bundled model."""
+    data_dir = tmp_path_factory.mktemp("data")
+    result = run("index", EXAMPLES / "corpus", EXAMPLES / "encyclopedia.jsonl", "--data-dir", data_dir)
+    assert result.stdout == ""
+    assert "indexed 33 documents" in result.stderr and "into 'default'" in result.stderr
+    return data_dir
+
+
+def chunks(data: Path, collection: str = "default") -> int:
+    listing = json.loads(run("info", "--json", "--data-dir", data).stdout)
+    return {c["name"]: c["chunks"] for c in listing["collections"]}[collection]
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("how do plants turn sunlight into sugar", "science/photosynthesis.md"),
+        ("when did astronauts first walk on the moon", "history/moon-landing.txt"),
+        ("my potted plant has yellow leaves and wet soil", "notes/houseplants.md"),
+        ("bread that rises without bought yeast", "cooking/sourdough.md"),
+        ("why is the night sky glowing green near the arctic", "wiki-aurora"),
+        ("connection setup SYN ACK", "computing/tcp-handshake.md"),
+    ],
+)
+def test_search_ranks_the_obviously_relevant_document_first(data: Path, query: str, expected: str) -> None:
+    hits = json.loads(run("search", query, "--json", "--data-dir", data).stdout)
+    assert hits[0]["doc_id"] == expected
+
+
+def test_json_output_shape(data: Path) -> None:
+    result = run("search", "volcanic eruptions", "-k", "3", "--json", "--data-dir", data)
+    hits = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    assert len(hits) == 3
+    for rank, hit in enumerate(hits, start=1):
+        assert {"doc_id", "score", "title", "snippet", "source"} <= set(hit)
+        assert hit["rank"] == rank and isinstance(hit["score"], float)
+    assert hits[0]["doc_id"] == "science/volcanoes.txt"
+    assert hits[0]["title"] == "Volcanoes"
+    assert hits[0]["source"] == str((EXAMPLES / "corpus/science/volcanoes.txt").resolve())
+    assert "Mount" in hits[0]["snippet"]
+    assert len({h["doc_id"] for h in hits}) == 3
+
+
+def test_human_output_lists_rank_score_id_title_and_snippet(data: Path) -> None:
+    result = run("search", "rule of 72 doubling time", "-k", "2", "--data-dir", data)
+    first = result.stdout.splitlines()[0]
+    assert first.split()[:1] == ["1."] and "notes/compound-interest.md" in first
+    assert "Compound interest" in first
+    assert "rule of 72" in result.stdout
+
+
+def test_long_document_is_chunked_and_the_matching_chunk_is_the_snippet(data: Path) -> None:
+    hits = json.loads(run("search", "spider mites mealybugs fungus gnats", "--json", "--data-dir", data).stdout)
+    assert hits[0]["doc_id"] == "notes/houseplants.md"
+    assert hits[0]["chunk"] > 0 and "Mealybugs" in hits[0]["snippet"]
+
+
+def test_reindexing_does_not_duplicate(data: Path) -> None:
+    before = chunks(data)
+    run("index", EXAMPLES / "corpus", EXAMPLES / "encyclopedia.jsonl", "--data-dir", data)
+    assert chunks(data) == before >= 33
+
+
+def test_info_names_the_location_model_and_fingerprint(data: Path) -> None:
+    text = run("info", "--data-dir", data).stdout
+    assert str(data) in text and "default:" in text and "all-MiniLM-L6-v2" in text
+    listing = json.loads(run("info", "--json", "--data-dir", data).stdout)
+    [c] = listing["collections"]
+    assert c["dim"] == 384 and len(c["fingerprint"]) == 32
+
+
+def test_missing_path_and_empty_folder(data: Path, tmp_path: Path) -> None:
+    before = chunks(data)
+    line = one_error_line(run("index", tmp_path / "nope", "--data-dir", data, code=1))
+    assert "no such file or folder" in line
+    (tmp_path / "empty").mkdir()
+    line = one_error_line(run("index", tmp_path / "empty", "--data-dir", data, code=1))
+    assert "no .txt, .md, .markdown files under" in line
+    assert chunks(data) == before
+
+
+def test_binary_file_is_skipped_with_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "ok.md").write_text("# Tea\n\nGreen tea is steamed or pan-fired.")
+    (folder / "photo.md").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    result = run("index", folder, "--data-dir", tmp_path / "d")
+    assert f"warning: skipped {folder / 'photo.md'}: binary file" in result.stderr
+    assert "indexed 1 documents" in result.stderr and "skipped 1" in result.stderr
+
+
+def test_unknown_collection(data: Path) -> None:
+    line = one_error_line(run("search", "x", "-c", "nope", "--data-dir", data, code=1))
+    assert "no collection 'nope'" in line and "twinsearch index" in line
+
+
+def test_model_that_cannot_be_loaded(data: Path, tmp_path: Path) -> None:
+    (tmp_path / "not-a-model").mkdir()
+    for model in [str(tmp_path / "not-a-model"), "someone/no-such-model-anywhere"]:
+        line = one_error_line(
+            run("index", EXAMPLES / "corpus", "-c", "other", "--model", model, "--data-dir", data, code=1)
+        )
+        assert f"cannot load model" in line and "--model" in line
+    assert "other" not in json.dumps(json.loads(run("info", "--json", "--data-dir", data).stdout))
+
+
+def test_a_different_encoder_is_refused(data: Path) -> None:
+    before = chunks(data)
+    line = one_error_line(run("search", "tides", "--model", "hashing", "--data-dir", data, code=1))
+    assert "was indexed with model 'all-MiniLM-L6-v2'" in line and "--model all-MiniLM-L6-v2" in line
+    line = one_error_line(
+        run("index", EXAMPLES / "corpus", "--model", "hashing", "--data-dir", data, code=1)
+    )
+    assert "--collection NAME" in line
+    assert chunks(data) == before
+
+
+@pytest.fixture
+def locked(data: Path) -> Iterator[None]:
+    """Another process holding the embedded collection open."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, qdrant_edge
+            shard = qdrant_edge.EdgeShard.load({str(data / 'collections/default/shard')!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    yield
+    holder.communicate("", timeout=30)
+
+
+def test_a_store_locked_by_another_process(data: Path, locked: None) -> None:
+    line = one_error_line(run("search", "tides", "--data-dir", data, code=1))
+    assert "in use by another twinsearch process" in line
+    line = one_error_line(run("index", EXAMPLES / "corpus", "--data-dir", data, code=1))
+    assert "in use by another twinsearch process" in line
+
+
+def test_nothing_is_lost_after_the_errors(data: Path) -> None:
+    hits = json.loads(run("search", "tides and the moon", "--json", "--data-dir", data).stdout)
+    assert hits[0]["doc_id"] == "science/ocean-tides.txt"
+
+
+def test_empty_query_is_a_usage_error(data: Path) -> None:
+    result = run("search", "  ", "--data-dir", data, code=2)
+    assert "empty" in result.stderr
+
+
+def test_drop(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello there")
+    run("index", folder, "--model", "hashing", "-c", "scratch", "--data-dir", tmp_path / "d")
+    result = run("drop", "scratch", "--yes", "--data-dir", tmp_path / "d")
+    assert "dropped 'scratch' (1 chunks)" in result.stderr
+    assert json.loads(run("info", "--json", "--data-dir", tmp_path / "d").stdout)["collections"] == []
+
+
+def test_help_and_startup_import_no_heavy_library() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from typer.testing import CliRunner
+        from twinsearch.cli.app import app
+        for args in (["--help"], ["index", "--help"], ["search", "--help"], ["info", "--help"]):
+            assert CliRunner().invoke(app, args).exit_code == 0
+        heavy = {"torch", "transformers", "sentence_transformers", "qdrant_client"}
+        print(sorted(heavy & set(sys.modules)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("twinsearch", path=str(Path(sys.executable).parent))
+    assert exe, "pip install -e . should install the twinsearch command"
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("twinsearch ")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twinsearch.cli.config import build_settings
+from twinsearch.errors import ConfigError
+
+
+def test_precedence_is_flag_then_environment_then_file_then_default(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('collection = "from-file"\nmodel = "file-model"\nchunk_overlap = 8\n')
+    env = {"TWINSEARCH_CONFIG": str(config), "TWINSEARCH_MODEL": "env-model"}
+    settings = build_settings({"collection": "from-flag", "model": None}, env)
+    assert settings.collection == "from-flag"
+    assert settings.model == "env-model"
+    assert settings.chunk_overlap == 8
+    assert settings.batch_size == 32
+    assert settings.data_dir.name == "twinsearch"
+
+
+def test_data_dir_from_environment_and_flag(tmp_path: Path) -> None:
+    env = {"TWINSEARCH_CONFIG": str(tmp_path / "none.toml"), "TWINSEARCH_DATA_DIR": "~/x"}
+    (tmp_path / "none.toml").write_text("")
+    assert build_settings({}, env).data_dir == Path("~/x").expanduser()
+    assert build_settings({"data_dir": tmp_path}, env).data_dir == tmp_path
+
+
+def test_bad_settings_name_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('colection = "typo"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'colection'.*valid settings: data_dir"):
+        build_settings({}, {"TWINSEARCH_CONFIG": str(config)})
+    config.write_text("")
+    with pytest.raises(ConfigError, match="TWINSEARCH_THREADS: threads must be a whole number"):
+        build_settings({}, {"TWINSEARCH_CONFIG": str(config), "TWINSEARCH_THREADS": "many"})
+    with pytest.raises(ConfigError, match="does not exist; fix TWINSEARCH_CONFIG"):
+        build_settings({}, {"TWINSEARCH_CONFIG": str(tmp_path / "missing.toml")})

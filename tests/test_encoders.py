@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import twinsearch
+from twinsearch.encoders import HashingEncoder, load_encoder
+from twinsearch.errors import ModelError
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(twinsearch.__all__) == sorted(
+        [
+            "DEFAULT_MODEL", "Chunk", "CollectionLocked", "CollectionNotFound", "CollectionSpec",
+            "ConfigError", "Document", "Encoder", "EncoderMismatch", "HashingEncoder", "Hit",
+            "Match", "ModelError", "Point", "Range", "ScoredPoint", "Settings", "SourceError",
+            "Store", "StoreError", "TwinsearchError", "__version__", "connect", "load_encoder",
+            "open_for_search", "open_for_write", "search", "search_vector",
+        ]
+    )
+    for name in twinsearch.__all__:
+        assert hasattr(twinsearch, name)
+
+
+def test_hashing_encoder_is_deterministic_unit_length_and_a_twin() -> None:
+    enc = HashingEncoder(dim=32)
+    q = enc.encode_queries(["Tide tide moon", ""])
+    d = enc.encode_documents(["tide moon tide"])
+    assert q.dtype == np.float32 and q.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(q[0], d[0])
+    assert isinstance(enc, twinsearch.Encoder)
+    with pytest.raises(ModelError, match="hashing:DIM"):
+        load_encoder("hashing:big")
+
+
+@pytest.mark.slow
+def test_bundled_model_loads_offline_and_embeds(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(real_encoder, twinsearch.Encoder)
+    assert (real_encoder.name, real_encoder.dim, real_encoder.similarity) == (
+        "all-MiniLM-L6-v2", 384, "cosine"
+    )
+    assert real_encoder.window == 254  # 256 positions less [CLS] and [SEP]
+    q = real_encoder.encode_queries(["How do vaccines work?"])
+    d = real_encoder.encode_documents(["Vaccines train the immune system.", "Sourdough bread."])
+    assert q.dtype == np.float32 and d.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0, rtol=1e-5)
+    assert float(q[0] @ d[0]) > float(q[0] @ d[1]) + 0.2
+
+
+@pytest.mark.slow
+def test_fingerprint_is_stable_and_changes_with_the_weights(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    import torch
+
+    from twinsearch.encoders.sentence import fingerprint
+
+    model = real_encoder.model
+    assert fingerprint(model) == real_encoder.fingerprint
+    tuned = copy.deepcopy(model)
+    with torch.no_grad():
+        next(tuned.parameters()).view(-1)[0] += 1e-3
+    assert fingerprint(tuned) != real_encoder.fingerprint
+    reprompted = copy.deepcopy(model)
+    reprompted.prompts = {"query": "query: ", "document": "passage: "}
+    assert fingerprint(reprompted) != real_encoder.fingerprint

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twinsearch.collections import open_for_search, open_for_write
+from twinsearch.encoders import HashingEncoder
+from twinsearch.errors import EncoderMismatch
+from twinsearch.indexer.chunking import ChunkSettings
+from twinsearch.indexer.pipeline import Indexer, point_id
+from twinsearch.indexer.sources import Corpus
+from twinsearch.search import search
+from twinsearch.stores import Client, Match
+from twinsearch.types import Document
+
+CHUNKING = ChunkSettings(16, 4)
+
+
+def _index(client: Client, name: str, encoder: HashingEncoder, docs, batch_size: int = 8):  # type: ignore[no-untyped-def]
+    store, _ = open_for_write(client, name, encoder, CHUNKING.as_dict())
+    return store, Indexer(encoder, store, CHUNKING, batch_size=batch_size).run(docs)
+
+
+def _long(n_words: int, word: str = "filler") -> str:
+    return " ".join(f"{word}{i}" for i in range(n_words))
+
+
+def test_reindexing_the_same_documents_does_not_duplicate(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    docs = [Document(f"d{i}", _long(40), f"T{i}") for i in range(5)]
+    store, first = _index(client, name, hashing, docs)
+    count = store.count()
+    assert first.documents == 5 and first.chunks == count > 5
+    _, second = _index(client, name, hashing, docs)
+    assert store.count() == count
+    assert second.chunks == first.chunks
+
+
+def test_a_shrunk_document_loses_its_old_tail_chunks(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    store, _ = _index(client, name, hashing, [Document("d", _long(200)), Document("e", "keep me")])
+    long_count = store.count([Match("doc_id", "d")])
+    _index(client, name, hashing, [Document("d", "now it is short")])
+    assert long_count > 1
+    assert store.count([Match("doc_id", "d")]) == 1
+    assert store.count([Match("doc_id", "e")]) == 1
+
+
+def test_duplicate_ids_in_one_run_are_skipped_and_counted(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    docs = [Document("same", "first text", source="a"), Document("same", "second", source="b")]
+    store, report = _index(client, name, hashing, docs)
+    assert report.documents == 1
+    assert report.skipped == [("b", "duplicate id 'same' (first seen in a)")]
+    [hit] = search(store, hashing, "first text", k=5)
+    assert hit.snippet == "first text"
+
+
+def test_point_ids_are_deterministic_uuids() -> None:
+    assert point_id("a.md", 0) == point_id("a.md", 0)
+    assert point_id("a.md", 0) != point_id("a.md", 1) != point_id("b.md", 1)
+    assert len(point_id("x", 3)) == 36
+
+
+def test_search_groups_chunks_by_document_with_the_best_chunk_as_snippet(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    # Many chunks of one document match; grouping must still return k distinct documents.
+    body = " ".join(["zebra stripes savanna"] * 30) + " " + _long(30) + " giraffe necks acacia"
+    docs = [Document("zoo", body, "Zoo")] + [
+        Document(f"other{i}", f"zebra notes number {i} " + _long(5, "x"), f"O{i}") for i in range(6)
+    ]
+    store, _ = _index(client, name, hashing, docs)
+    hits = search(store, hashing, "zebra stripes savanna", k=4)
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
+    assert len({h.doc_id for h in hits}) == 4
+    assert hits[0].doc_id == "zoo" and "zebra stripes" in hits[0].snippet
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    giraffe = search(store, hashing, "giraffe necks acacia", k=1)[0]
+    assert giraffe.doc_id == "zoo" and "giraffe" in giraffe.snippet and giraffe.chunk > 0
+
+
+def test_ties_are_broken_by_document_id(client: Client, name: str, hashing: HashingEncoder) -> None:
+    docs = [Document(d, "identical words", "") for d in ["c", "a", "b"]]
+    store, _ = _index(client, name, hashing, docs)
+    assert [h.doc_id for h in search(store, hashing, "identical words", k=3)] == ["a", "b", "c"]
+
+
+def test_another_encoder_or_chunking_is_refused(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    _index(client, name, hashing, [Document("d", "text")])
+    other = HashingEncoder(dim=64, window=32)
+    with pytest.raises(EncoderMismatch, match="--model hashing:64"):
+        open_for_search(client, name, other)
+    with pytest.raises(EncoderMismatch, match="--model"):
+        open_for_write(client, name, other, CHUNKING.as_dict())
+    with pytest.raises(EncoderMismatch, match="chunked with"):
+        open_for_write(client, name, hashing, ChunkSettings(16, 2).as_dict())
+
+
+def test_index_a_folder_end_to_end_with_the_fake_encoder(
+    client: Client, name: str, hashing: HashingEncoder, tmp_path: Path
+) -> None:
+    (tmp_path / "tides.txt").write_text("Tides\n\nThe moon pulls the oceans.")
+    (tmp_path / "bread.md").write_text("# Bread\n\nFlour water salt yeast.")
+    (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02")
+    corpus = Corpus([tmp_path])
+    store, _ = open_for_write(client, name, hashing, CHUNKING.as_dict())
+    indexer = Indexer(hashing, store, CHUNKING)
+    corpus.on_skip = indexer.report.skip
+    report = indexer.run(corpus)
+    assert (report.documents, report.chunks) == (2, 2)
+    assert report.skipped == [(str(tmp_path / "blob.txt"), "binary file")]
+    [hit] = search(store, hashing, "moon oceans", k=1)
+    assert (hit.doc_id, hit.title) == ("tides.txt", "Tides")
+    assert hit.source == str((tmp_path / "tides.txt").resolve())

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from twinsearch.errors import SourceError
+from twinsearch.indexer.sources import Corpus
+
+from .conftest import EXAMPLES
+
+
+def _read(*paths: Path) -> tuple[list, list[tuple[str, str]]]:  # type: ignore[type-arg]
+    skipped: list[tuple[str, str]] = []
+    corpus = Corpus(list(paths), on_skip=lambda where, why: skipped.append((where, why)))
+    docs = list(corpus)
+    assert corpus.done_bytes == corpus.total_bytes
+    return docs, skipped
+
+
+def test_folder_is_walked_recursively_with_relative_ids_and_titles(tmp_path: Path) -> None:
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "a.md").write_text("Intro line.\n\n# Real Title\n\nBody.")
+    (tmp_path / "sub" / "b.txt").write_text("A short title\n\nThe body of b.")
+    (tmp_path / "sub" / "deeper" / "c.txt").write_text("This first line is a sentence.\nMore.")
+    (tmp_path / "sub" / "ignored.py").write_text("print('not a document')")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "secret.md").write_text("# Hidden")
+    docs, skipped = _read(tmp_path)
+    assert skipped == []
+    by_id = {d.doc_id: d for d in docs}
+    assert sorted(by_id) == ["a.md", "sub/b.txt", "sub/deeper/c.txt"]
+    assert by_id["a.md"].title == "Real Title"
+    assert by_id["sub/b.txt"].title == "A short title"
+    assert by_id["sub/deeper/c.txt"].title == "c"
+    assert by_id["sub/b.txt"].source == str((tmp_path / "sub" / "b.txt").resolve())
+
+
+def test_beir_jsonl_plain_and_gzipped(tmp_path: Path) -> None:
+    records = [
+        {"_id": "d1", "title": "One", "text": "first", "metadata": {"year": 2020}},
+        {"_id": 2, "title": "", "text": "second"},
+        {"_id": "d3", "title": "Title only", "text": ""},
+    ]
+    lines = "\n".join(json.dumps(r) for r in records) + "\n"
+    (tmp_path / "c.jsonl").write_text(lines)
+    with gzip.open(tmp_path / "c2.jsonl.gz", "wt") as fh:
+        fh.write(lines)
+    for name in ["c.jsonl", "c2.jsonl.gz"]:
+        docs, skipped = _read(tmp_path / name)
+        assert skipped == []
+        assert [(d.doc_id, d.title, d.text) for d in docs] == [
+            ("d1", "One", "first"),
+            ("2", "", "second"),
+            ("d3", "Title only", "Title only"),
+        ]
+        assert docs[0].fields == {"metadata": {"year": 2020}}
+
+
+def test_bad_jsonl_lines_are_skipped_with_their_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"_id": "ok", "text": "fine"}\n{not json\n\n["a list"]\n{"_id": "e", "text": " "}\n'
+    )
+    docs, skipped = _read(path)
+    assert [d.doc_id for d in docs] == ["ok"]
+    assert [(w.rsplit(":", 1)[1], why.split(":")[0]) for w, why in skipped] == [
+        ("2", "not JSON"),
+        ("4", 'no "_id" field'),
+        ("5", "empty title and text"),
+    ]
+
+
+def test_binary_undecodable_and_empty_files_are_skipped_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Fine text")
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (tmp_path / "empty.md").write_text("  \n")
+    docs, skipped = _read(tmp_path)
+    assert [d.doc_id for d in docs] == ["good.txt"]
+    reasons = {Path(w).name: why for w, why in skipped}
+    assert reasons["image.txt"] == "binary file"
+    assert reasons["latin1.txt"].startswith("not UTF-8 text")
+    assert reasons["empty.md"] == "empty file"
+
+
+def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "good.txt").write_text("Fine text")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("secret")
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    docs, skipped = _read(tmp_path)
+    assert [d.doc_id for d in docs] == ["good.txt"]
+    assert skipped == [(str(locked), "unreadable: Permission denied")]
+
+
+def test_missing_path_empty_folder_and_unknown_file_type_fail_before_any_work(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SourceError, match="no such file or folder"):
+        Corpus([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.py").write_text("x = 1")
+    with pytest.raises(SourceError, match="no .txt, .md, .markdown files under"):
+        Corpus([tmp_path / "empty"])
+    (tmp_path / "data.csv").write_text("a,b")
+    with pytest.raises(SourceError, match="cannot index"):
+        Corpus([tmp_path / "data.csv"])
+
+
+def test_the_shipped_examples_read_cleanly() -> None:
+    docs, skipped = _read(EXAMPLES / "corpus", EXAMPLES / "encyclopedia.jsonl")
+    assert skipped == []
+    assert len(docs) >= 30
+    assert len({d.doc_id for d in docs}) == len(docs)
