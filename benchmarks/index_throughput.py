@@ -31,7 +31,7 @@ def main() -> None:
     from twinsearch.cli.config import free_cores
     from twinsearch.collections import open_for_write
     from twinsearch.encoders import load_encoder
-    from twinsearch.indexer.chunking import ChunkSettings, chunk_document, embedding_input
+    from twinsearch.indexer.chunking import ChunkSettings, chunk_document
     from twinsearch.indexer.pipeline import Indexer
     from twinsearch.indexer.sources import Corpus
     from twinsearch.stores import connect
@@ -43,7 +43,7 @@ def main() -> None:
     chunking = ChunkSettings(encoder.window, 32)
     docs = list(Corpus(args.paths))
     inputs = [
-        embedding_input(doc, chunk)
+        chunk.input
         for doc in docs
         for chunk in chunk_document(doc, encoder.tokenizer, chunking)
     ]
@@ -56,9 +56,9 @@ def main() -> None:
         bare.append(len(inputs) / (time.perf_counter() - t0))
         with tempfile.TemporaryDirectory() as tmp:
             client = connect(data_dir=tmp)
-            store, _ = open_for_write(client, "bench", encoder, chunking.as_dict())
+            store, bm25 = open_for_write(client, "bench", encoder, chunking.as_dict())
             t0 = time.perf_counter()
-            report = Indexer(encoder, store, chunking, batch_size=4 * args.batch_size).run(Corpus(args.paths))
+            report = Indexer(encoder, store, chunking, bm25=bm25, batch_size=4 * args.batch_size).run(Corpus(args.paths))
             full.append(report.chunks / (time.perf_counter() - t0))
             assert store.count() == len(inputs), (store.count(), len(inputs))
             client.close()

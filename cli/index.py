@@ -65,11 +65,11 @@ def index(
             window=min(settings.chunk_size or encoder.window, encoder.window),
             overlap=settings.chunk_overlap,
         )
-        store, _ = open_for_write(client, settings.collection, encoder, chunking.as_dict())
+        store, bm25 = open_for_write(client, settings.collection, encoder, chunking.as_dict())
         with _progress() as progress:
             task = progress.add_task("indexing", total=corpus.total_bytes or None, docs=0, chunks=0)
             indexer = Indexer(
-                encoder, store, chunking, batch_size=max(settings.batch_size * 4, 64),
+                encoder, store, chunking, bm25=bm25, batch_size=max(settings.batch_size * 4, 64),
                 on_progress=lambda r: progress.update(
                     task, completed=corpus.done_bytes, docs=r.documents, chunks=r.chunks
                 ),

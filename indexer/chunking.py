@@ -2,6 +2,9 @@
 
 Nothing is truncated: every token of a document lands in at least one chunk, and
 consecutive chunks share ``overlap`` tokens so a passage cut at a boundary is whole in one.
+Each chunk's encoder input is headed by the document's title, so later chunks keep their
+context. ``truncate`` instead gives one chunk per document, title and text joined by a space
+and cut by the model at its maximum length: how BEIR results are published.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from twinsearch.encoders import Tokenizer
 from twinsearch.errors import ConfigError
 from twinsearch.types import Chunk, Document
 
-# A title heads every chunk so that later chunks keep their context; it may not eat the window.
+# A title heads every chunk; it may not eat the window.
 MAX_TITLE_TOKENS = 32
 
 
@@ -22,36 +25,38 @@ class ChunkSettings:
     window: int
     """Tokens of document text per chunk, at most the encoder's window."""
     overlap: int
+    truncate: bool = False
 
     def __post_init__(self) -> None:
         if self.window < 8:
             raise ConfigError(f"chunk size {self.window} is too small: use at least 8 tokens")
-        if not 0 <= self.overlap < self.window // 2 + 1:
+        if not 0 <= self.overlap <= self.window // 2:
             raise ConfigError(
                 f"chunk overlap {self.overlap} must be between 0 and half the chunk size "
                 f"({self.window // 2})"
             )
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
-def embedding_input(doc: Document, chunk: Chunk) -> str:
-    """The encoder's input for a chunk: headed by the document title, unless it opens with it."""
-    head = doc.title.strip()
-    first_line = chunk.text.lstrip().split("\n", 1)[0]
-    if not head or head in first_line:
-        return chunk.text
-    return f"{head}\n{chunk.text}"
+def _headed(title: str, text: str) -> str:
+    first_line = text.lstrip().split("\n", 1)[0]
+    return text if not title or title in first_line else f"{title}\n{text}"
 
 
 def chunk_document(doc: Document, tokenizer: Tokenizer, settings: ChunkSettings) -> Iterator[Chunk]:
     text = doc.text
+    title = doc.title.strip()
     spans = tokenizer.token_spans(text)
     if not spans:
         return
-    head = doc.title.strip()
-    head_tokens = min(len(tokenizer.token_spans(head)), MAX_TITLE_TOKENS) + 1 if head else 0
+    if settings.truncate:
+        end = spans[min(settings.window, len(spans)) - 1][1]
+        joined = f"{title} {text}" if title and title != text else text
+        yield Chunk(doc.doc_id, 0, text[spans[0][0] : end], spans[0][0], end, joined)
+        return
+    head_tokens = min(len(tokenizer.token_spans(title)), MAX_TITLE_TOKENS) + 1 if title else 0
     window = max(settings.window - head_tokens, 8)
     overlap = min(settings.overlap, window // 2)
     step = window - overlap
@@ -60,7 +65,8 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, settings: ChunkSettings)
     while True:
         last = min(first + window, len(spans))
         start, end = spans[first][0], spans[last - 1][1]
-        yield Chunk(doc.doc_id, index, text[start:end], start, end)
+        piece = text[start:end]
+        yield Chunk(doc.doc_id, index, piece, start, end, _headed(title, piece))
         if last == len(spans):
             return
         index += 1

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from twinsearch.indexer.chunking import ChunkSettings, chunk_document, embedding_input
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.encoders import Encoder
+from twinsearch.sparse import Bm25
 from twinsearch.stores import Match, Range, Store
 from twinsearch.types import Chunk, Document, Point
 
@@ -57,12 +58,14 @@ class Indexer:
         store: Store,
         chunking: ChunkSettings,
         *,
+        bm25: Bm25 | None = None,
         batch_size: int = 256,
         on_progress: Callable[[IndexReport], None] = lambda report: None,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.chunking = chunking
+        self.bm25 = bm25
         self.batch_size = batch_size
         self.on_progress = on_progress
         self.report = IndexReport()
@@ -98,11 +101,13 @@ class Indexer:
     def flush(self) -> None:
         for start in range(0, len(self._pending), self.batch_size):
             batch = self._pending[start : start + self.batch_size]
-            vectors = self.encoder.encode_documents([embedding_input(d, c) for d, c in batch])
+            inputs = [c.input for _, c in batch]
+            vectors = self.encoder.encode_documents(inputs)
+            terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
             self.store.upsert(
                 [
-                    Point(point_id(d.doc_id, c.index), v, _payload(d, c))
-                    for (d, c), v in zip(batch, vectors)
+                    Point(point_id(d.doc_id, c.index), v, _payload(d, c), t)
+                    for (d, c), v, t in zip(batch, vectors, terms)
                 ]
             )
             self.report.chunks += len(batch)

@@ -4,7 +4,7 @@ import pytest
 
 from twinsearch.encoders.hashing import WordTokenizer
 from twinsearch.errors import ConfigError
-from twinsearch.indexer.chunking import ChunkSettings, chunk_document, embedding_input
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.types import Document
 
 WORDS = [f"w{i}" for i in range(100)]
@@ -52,17 +52,24 @@ def test_a_title_takes_room_in_every_window_and_heads_the_encoder_input() -> Non
     chunks = list(chunk_document(doc, WordTokenizer(), ChunkSettings(12, 2)))
     # 2 title tokens + 1 separator leave 9 tokens of text per window.
     assert all(len(c.text.split()) == 9 for c in chunks[:-1])
-    assert embedding_input(doc, chunks[1]).startswith("Big Title\nw7 ")
+    assert chunks[1].input.startswith("Big Title\nw7 ")
 
 
 def test_a_title_already_in_the_text_is_not_repeated() -> None:
     doc = Document("d", "# Big Title\nsome body text", "Big Title")
     [chunk] = chunk_document(doc, WordTokenizer(), ChunkSettings(12, 2))
-    assert embedding_input(doc, chunk) == chunk.text
+    assert chunk.input == chunk.text
 
 
 def test_empty_text_gives_no_chunks() -> None:
     assert _chunks("   \n ", window=10, overlap=2) == []
+
+
+def test_truncate_gives_one_chunk_of_title_and_whole_text() -> None:
+    doc = Document("d", " ".join(WORDS), "Big Title")
+    [chunk] = chunk_document(doc, WordTokenizer(), ChunkSettings(10, 2, truncate=True))
+    assert chunk.text == " ".join(WORDS[:10])
+    assert chunk.input == "Big Title " + doc.text  # the model cuts it at its own limit
 
 
 @pytest.mark.parametrize("window,overlap", [(4, 0), (16, 9), (16, -1)])
@@ -80,7 +87,7 @@ def test_real_tokenizer_windows_fit_the_model(real_encoder) -> None:  # type: ig
     assert len(chunks) > 5
     tokenizer = real_encoder.model.tokenizer
     for c in chunks:
-        ids = tokenizer(embedding_input(doc, c))["input_ids"]
+        ids = tokenizer(c.input)["input_ids"]
         assert len(ids) <= real_encoder.model.max_seq_length
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     for a, b in zip(chunks, chunks[1:]):

@@ -15,7 +15,7 @@ def test_public_api_is_pinned() -> None:
             "ConfigError", "Document", "Encoder", "EncoderMismatch", "HashingEncoder", "Hit",
             "Match", "ModelError", "Point", "Range", "ScoredPoint", "Settings", "SourceError",
             "Store", "StoreError", "TwinsearchError", "__version__", "connect", "load_encoder",
-            "open_for_search", "open_for_write", "search", "search_vector",
+            "open_for_search", "open_for_write", "retrieve", "search", "Searcher",
         ]
     )
     for name in twinsearch.__all__:

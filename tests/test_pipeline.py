@@ -18,8 +18,8 @@ CHUNKING = ChunkSettings(16, 4)
 
 
 def _index(client: Client, name: str, encoder: HashingEncoder, docs, batch_size: int = 8):  # type: ignore[no-untyped-def]
-    store, _ = open_for_write(client, name, encoder, CHUNKING.as_dict())
-    return store, Indexer(encoder, store, CHUNKING, batch_size=batch_size).run(docs)
+    store, bm25 = open_for_write(client, name, encoder, CHUNKING.as_dict())
+    return store, Indexer(encoder, store, CHUNKING, bm25=bm25, batch_size=batch_size).run(docs)
 
 
 def _long(n_words: int, word: str = "filler") -> str:
@@ -110,8 +110,8 @@ def test_index_a_folder_end_to_end_with_the_fake_encoder(
     (tmp_path / "bread.md").write_text("# Bread\n\nFlour water salt yeast.")
     (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02")
     corpus = Corpus([tmp_path])
-    store, _ = open_for_write(client, name, hashing, CHUNKING.as_dict())
-    indexer = Indexer(hashing, store, CHUNKING)
+    store, bm25 = open_for_write(client, name, hashing, CHUNKING.as_dict())
+    indexer = Indexer(hashing, store, CHUNKING, bm25=bm25)
     corpus.on_skip = indexer.report.skip
     report = indexer.run(corpus)
     assert (report.documents, report.chunks) == (2, 2)

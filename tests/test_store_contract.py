@@ -7,7 +7,7 @@ import pytest
 
 from twinsearch.errors import CollectionNotFound, ConfigError
 from twinsearch.stores import Client, CollectionSpec, Match, Range
-from twinsearch.types import Point
+from twinsearch.types import Point, SparseVector
 
 DIM = 8
 
@@ -62,7 +62,7 @@ def test_upsert_is_idempotent_by_id(store) -> None:  # type: ignore[no-untyped-d
 
 def test_search_returns_nearest_first_with_payload(store) -> None:  # type: ignore[no-untyped-def]
     store.upsert(_points(30))
-    hits = store.search(_unit(7).tolist(), k=5)
+    hits = store.search(5, dense=_unit(7).tolist())
     assert len(hits) == 5
     assert hits[0].id == "00000000-0000-0000-0000-000000000007"
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
@@ -78,7 +78,7 @@ def test_filters_and_delete_by_filter(store) -> None:  # type: ignore[no-untyped
     store.upsert(_points(30))
     assert store.count([Match("doc_id", "doc0")]) == 10
     assert store.count([Match("doc_id", "doc0"), Range("chunk", gte=15)]) == 5
-    hits = store.search(_unit(1).tolist(), k=50, filter=[Match("doc_id", "doc2")])
+    hits = store.search(50, dense=_unit(1).tolist(), filter=[Match("doc_id", "doc2")])
     assert {h.payload["doc_id"] for h in hits} == {"doc2"} and len(hits) == 10
     store.delete([Match("doc_id", "doc0"), Range("chunk", gte=15)])
     assert store.count() == 25
@@ -94,3 +94,44 @@ def test_drop_removes_the_collection(client: Client, name: str) -> None:
     client.drop(name)
     assert name not in client.collections()
     assert not client.collection(name).exists()
+
+
+def _term_points() -> list[Point]:
+    # Sparse vectors as BM25 documents: term 1 is everywhere, term 7 in two points only.
+    terms = {
+        0: SparseVector([1, 7], [1.0, 1.5]),
+        1: SparseVector([1, 2], [1.0, 1.0]),
+        2: SparseVector([1, 7, 9], [1.0, 1.0, 1.0]),
+        3: SparseVector([1, 3], [1.0, 1.0]),
+    }
+    return [
+        Point(f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"d{i}", "chunk": 0}, terms[i])
+        for i in terms
+    ]
+
+
+def test_sparse_search_weights_rare_terms_by_idf(store) -> None:  # type: ignore[no-untyped-def]
+    store.upsert(_term_points())
+    hits = store.search(10, sparse=SparseVector([1, 7], [1.0, 1.0]))
+    # Term 1 is in every point, so its IDF is lowest: term 7 decides the order.
+    assert [h.payload["doc_id"] for h in hits[:2]] == ["d0", "d2"]
+    assert hits[0].score > hits[1].score > hits[2].score
+    only_common = store.search(10, sparse=SparseVector([9], [1.0]))
+    assert [h.payload["doc_id"] for h in only_common] == ["d2"]
+
+
+def test_hybrid_fuses_dense_and_sparse_ranks(store) -> None:  # type: ignore[no-untyped-def]
+    store.upsert(_term_points())
+    query, terms = _unit(3).tolist(), SparseVector([7], [1.0])
+    dense = [h.payload["doc_id"] for h in store.search(4, dense=query)]
+    sparse = [h.payload["doc_id"] for h in store.search(4, sparse=terms)]
+    assert dense[0] == "d3" and sparse == ["d0", "d2"]
+    # Reciprocal rank fusion: 1/(60 + rank) summed over the lists a point appears in,
+    # ranks counted from 0 as Qdrant counts them.
+    rrf = {d: sum(1 / (60 + r.index(d)) for r in (dense, sparse) if d in r) for d in dense}
+    fused = store.search(4, dense=query, sparse=terms)
+    assert [h.payload["doc_id"] for h in fused] == sorted(rrf, key=lambda d: -rrf[d])
+    for hit in fused:
+        assert hit.score == pytest.approx(rrf[hit.payload["doc_id"]], rel=1e-4)
+    filtered = store.search(4, dense=query, sparse=terms, filter=[Match("doc_id", "d2")])
+    assert [h.payload["doc_id"] for h in filtered] == ["d2"]

@@ -16,7 +16,7 @@ from twinsearch.errors import (
     StoreError,
     TwinsearchError,
 )
-from twinsearch.search import search, search_vector
+from twinsearch.search import Searcher, retrieve, search
 from twinsearch.settings import Settings
 from twinsearch.stores import CollectionSpec, Match, Range, Store, connect
 from twinsearch.types import Chunk, Document, Hit, Point, ScoredPoint
@@ -38,6 +38,7 @@ __all__ = [
     "Point",
     "Range",
     "ScoredPoint",
+    "Searcher",
     "Settings",
     "SourceError",
     "Store",
@@ -48,6 +49,6 @@ __all__ = [
     "load_encoder",
     "open_for_search",
     "open_for_write",
+    "retrieve",
     "search",
-    "search_vector",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from twinsearch._version import __version__
 from twinsearch.encoders import Encoder
 from twinsearch.errors import EncoderMismatch
+from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Client, CollectionSpec, Store
 
 
@@ -22,12 +23,16 @@ def describe_encoder(encoder: Encoder) -> dict[str, Any]:
     }
 
 
-def build_metadata(encoder: Encoder, chunking: Mapping[str, Any]) -> dict[str, Any]:
+def build_metadata(
+    encoder: Encoder, chunking: Mapping[str, Any], bm25: Bm25Settings, **extra: Any
+) -> dict[str, Any]:
     return {
         "twinsearch_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "encoder": describe_encoder(encoder),
         "chunking": dict(chunking),
+        "bm25": bm25.as_dict(),
+        **extra,
     }
 
 
@@ -65,13 +70,25 @@ def open_for_search(client: Client, name: str, encoder: Encoder) -> Store:
 
 
 def open_for_write(
-    client: Client, name: str, encoder: Encoder, chunking: Mapping[str, Any]
-) -> tuple[Store, bool]:
-    """The collection to index into, created if needed; ``True`` when it was created."""
+    client: Client,
+    name: str,
+    encoder: Encoder,
+    chunking: Mapping[str, Any],
+    bm25: Bm25Settings | None = None,
+    **extra: Any,
+) -> tuple[Store, Bm25 | None]:
+    """The collection to index into, created if needed, and the BM25 model its points need.
+
+    A new collection gets ``bm25`` (or the defaults) and ``extra`` in its metadata; an
+    existing one must match ``encoder`` and ``chunking`` and keeps its own BM25 settings.
+    """
     store = client.collection(name)
     if not store.exists():
-        store.create(CollectionSpec(dim=encoder.dim, metadata=build_metadata(encoder, chunking)))
-        return store, True
+        bm25 = bm25 or Bm25Settings()
+        metadata = build_metadata(encoder, chunking, bm25, **extra)
+        store.create(CollectionSpec(dim=encoder.dim, metadata=metadata))
+        return store, Bm25(bm25)
     meta = check_encoder(store, encoder)
     check_chunking(store, meta, chunking)
-    return store, False
+    settings = meta.get("bm25")
+    return store, Bm25(Bm25Settings.from_dict(settings)) if settings else None

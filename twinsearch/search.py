@@ -1,10 +1,22 @@
-"""Query to ranked documents: embed, nearest chunks from the store, grouped by document."""
+"""Query to ranked documents: nearest chunks from the store, grouped by document.
+
+Three modes share one path: ``dense`` (the encoder's vectors, cosine), ``bm25`` (the
+collection's BM25 term vectors) and ``hybrid`` (both, fused by reciprocal rank in Qdrant).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 from twinsearch.encoders import Encoder
+from twinsearch.errors import ConfigError
+from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Filter, Store
-from twinsearch.types import Hit, ScoredPoint
+from twinsearch.types import Hit, ScoredPoint, SparseVector
+
+Mode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 
 
 def _best_per_document(points: list[ScoredPoint]) -> dict[str, ScoredPoint]:
@@ -16,20 +28,25 @@ def _best_per_document(points: list[ScoredPoint]) -> dict[str, ScoredPoint]:
     return best
 
 
-def search_vector(
-    store: Store, vector: list[float], k: int = 10, filter: Filter | None = None
+def retrieve(
+    store: Store,
+    k: int,
+    *,
+    dense: Sequence[float] | None = None,
+    sparse: SparseVector | None = None,
+    filter: Filter | None = None,
 ) -> list[Hit]:
-    """The ``k`` documents whose best chunk is nearest to ``vector``.
+    """The ``k`` documents whose best chunk ranks highest.
 
     A document scores as its best chunk. If the top ``n`` chunks cover at least ``k``
     documents, no document outside them can beat those ``k``, so the answer is exact for
-    the store's nearest-neighbour search; otherwise ``n`` doubles.
+    the store's ranking of chunks; otherwise ``n`` doubles. Ties go to the smaller id.
     """
     if k < 1:
         return []
     n = max(3 * k, 20)
     while True:
-        points = store.search(vector, n, filter)
+        points = store.search(n, dense=dense, sparse=sparse, filter=filter)
         best = _best_per_document(points)
         if len(best) >= k or len(points) < n:
             break
@@ -49,8 +66,57 @@ def search_vector(
     ]
 
 
+class Searcher:
+    """A collection opened for queries, with the encoder and BM25 settings it was built with."""
+
+    def __init__(self, store: Store, encoder: Encoder, bm25: Bm25 | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.bm25 = bm25
+
+    @classmethod
+    def for_store(cls, store: Store, encoder: Encoder) -> Searcher:
+        settings = store.metadata().get("bm25")
+        return cls(store, encoder, Bm25(Bm25Settings.from_dict(settings)) if settings else None)
+
+    def _check(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "dense" and self.bm25 is None:
+            raise ConfigError(
+                f"collection {self.store.name!r} has no BM25 vectors; search it with "
+                "--mode dense, or index it again into a new collection"
+            )
+
+    def search(
+        self, query: str, k: int = 10, mode: Mode = "dense", filter: Filter | None = None
+    ) -> list[Hit]:
+        return self.search_many([query], k, mode, filter)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        mode: Mode = "dense",
+        filter: Filter | None = None,
+    ) -> list[list[Hit]]:
+        """Queries embedded as one batch, then each run through ``retrieve``."""
+        self._check(mode)
+        dense = self.encoder.encode_queries(queries) if mode != "bm25" else None
+        results = []
+        for i, query in enumerate(queries):
+            sparse = self.bm25.encode_query(query) if self.bm25 and mode != "dense" else None
+            vector = dense[i].tolist() if dense is not None else None
+            results.append(retrieve(self.store, k, dense=vector, sparse=sparse, filter=filter))
+        return results
+
+
 def search(
-    store: Store, encoder: Encoder, query: str, k: int = 10, filter: Filter | None = None
+    store: Store,
+    encoder: Encoder,
+    query: str,
+    k: int = 10,
+    filter: Filter | None = None,
+    mode: Mode = "dense",
 ) -> list[Hit]:
-    vector = encoder.encode_queries([query])[0]
-    return search_vector(store, vector.tolist(), k, filter)
+    return Searcher.for_store(store, encoder).search(query, k, mode, filter)

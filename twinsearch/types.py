@@ -19,22 +19,33 @@ class Document:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A window of a document that fits the encoder; ``start``/``end`` index ``Document.text``."""
+    """A window of a document; ``text`` is ``Document.text[start:end]``, the snippet shown,
+    and ``input`` what the encoders see (the text headed by the document's title)."""
 
     doc_id: str
     index: int
     text: str
     start: int
     end: int
+    input: str
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term weights by hashed term id, as Qdrant's sparse vectors hold them."""
+
+    indices: list[int]
+    values: list[float]
 
 
 @dataclass(frozen=True)
 class Point:
-    """What the store holds for one chunk."""
+    """What the store holds for one chunk: its dense vector, and its BM25 terms if any."""
 
     id: str
     vector: Any  # float32 array-like of the collection's dimension
     payload: dict[str, Any]
+    sparse: SparseVector | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twinsearch.errors import ConfigError
-from twinsearch.types import Point, ScoredPoint
+from twinsearch.types import Point, ScoredPoint, SparseVector
+
+
+DENSE = "dense"
+SPARSE = "bm25"
+RRF_K = 60
+"""Reciprocal rank fusion constant, as in Cormack et al. (2009)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,16 @@ class Store(Protocol):
     def delete(self, filter: Filter) -> None: ...
 
     def search(
-        self, vector: Sequence[float], k: int, filter: Filter | None = None
-    ) -> list[ScoredPoint]: ...
+        self,
+        k: int,
+        *,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        filter: Filter | None = None,
+    ) -> list[ScoredPoint]:
+        """The ``k`` nearest points by the dense vector, by BM25 terms, or by both fused
+        with reciprocal rank fusion; at least one of ``dense`` and ``sparse``."""
+        ...
 
     def count(self, filter: Filter | None = None) -> int: ...
 

@@ -22,14 +22,38 @@ from typing import Any
 import qdrant_edge as qe
 
 from twinsearch.errors import CollectionLocked, CollectionNotFound, StoreError
-from twinsearch.stores.base import COLLECTION_NAME, CollectionSpec, Filter, Match, Range, check_name
-from twinsearch.types import Point, ScoredPoint
+from twinsearch.stores.base import (
+    COLLECTION_NAME,
+    DENSE,
+    RRF_K,
+    SPARSE,
+    CollectionSpec,
+    Filter,
+    Match,
+    Range,
+    check_name,
+)
+from twinsearch.types import Point, ScoredPoint, SparseVector
 
 METADATA_FILE = "collection.json"
 # Below this many points an exact scan takes a few milliseconds, and building HNSW costs
 # more than it saves.
 HNSW_MIN_POINTS = 20_000
 HNSW_EF = 128
+
+
+_DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
+
+
+def _sparse(vector: SparseVector) -> Any:
+    return qe.SparseVector(indices=vector.indices, values=vector.values)
+
+
+def _vectors(point: Point) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE: point.vector}
+    if point.sparse is not None:
+        vectors[SPARSE] = _sparse(point.sparse)
+    return vectors
 
 
 def _condition(cond: Match | Range) -> Any:
@@ -102,7 +126,8 @@ class EdgeStore:
             self._clear_half_created()
         self.folder.mkdir(parents=True)
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine),
+            vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         with self._translate():
             self._shard = qe.EdgeShard.create(str(self._shard_path), config)
@@ -155,7 +180,7 @@ class EdgeStore:
         if not points:
             return
         shard = self._open()
-        batch = [qe.Point(p.id, p.vector, p.payload) for p in points]
+        batch = [qe.Point(p.id, _vectors(p), p.payload) for p in points]
         with self._translate():
             shard.update(qe.UpdateOperation.upsert_points(batch))
 
@@ -165,16 +190,34 @@ class EdgeStore:
             shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(filter)))
 
     def search(
-        self, vector: Sequence[float], k: int, filter: Filter | None = None
+        self,
+        k: int,
+        *,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        filter: Filter | None = None,
     ) -> list[ScoredPoint]:
         shard = self._open()
-        request = qe.QueryRequest(
-            limit=k,
-            query=qe.Query.Nearest(list(map(float, vector))),
-            filter=to_edge_filter(filter),
-            with_payload=True,
-            params=qe.SearchParams(hnsw_ef=HNSW_EF),
-        )
+        where = to_edge_filter(filter)
+        queries = []
+        if dense is not None:
+            queries.append((qe.Query.Nearest(list(map(float, dense)), using=DENSE), _DENSE_PARAMS))
+        if sparse is not None:
+            queries.append((qe.Query.Nearest(_sparse(sparse), using=SPARSE), None))
+        if len(queries) == 1:
+            [(query, params)] = queries
+            request = qe.QueryRequest(
+                limit=k, query=query, filter=where, with_payload=True, params=params
+            )
+        else:
+            request = qe.QueryRequest(
+                limit=k,
+                prefetches=[
+                    qe.Prefetch(limit=k, query=q, filter=where, params=p) for q, p in queries
+                ],
+                query=qe.Fusion.Rrf(k=RRF_K),
+                with_payload=True,
+            )
         with self._translate():
             found = shard.query(request)
         return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]

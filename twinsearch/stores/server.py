@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from twinsearch.errors import CollectionNotFound, StoreError
-from twinsearch.stores.base import CollectionSpec, Filter, Match, check_name
-from twinsearch.types import Point, ScoredPoint
+from twinsearch.stores.base import DENSE, RRF_K, SPARSE, CollectionSpec, Filter, Match, check_name
+from twinsearch.types import Point, ScoredPoint, SparseVector
 
 HNSW_EF = 128
 
@@ -51,7 +51,8 @@ class ServerStore:
         with self._client.translate():
             self._qc.create_collection(
                 self.name,
-                vectors_config=m.VectorParams(size=spec.dim, distance=m.Distance.COSINE),
+                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
                 metadata=dict(spec.metadata),
             )
             if self._client.in_process:
@@ -71,10 +72,7 @@ class ServerStore:
         if not points:
             return
         m = self._models
-        batch = [
-            m.PointStruct(id=p.id, vector=[float(x) for x in p.vector], payload=p.payload)
-            for p in points
-        ]
+        batch = [m.PointStruct(id=p.id, vector=self._vectors(p), payload=p.payload) for p in points]
         with self._client.translate():
             self._qc.upsert(self.name, points=batch, wait=True)
 
@@ -86,19 +84,45 @@ class ServerStore:
                 wait=True,
             )
 
+    def _sparse(self, vector: SparseVector) -> Any:
+        return self._models.SparseVector(indices=vector.indices, values=vector.values)
+
+    def _vectors(self, point: Point) -> dict[str, Any]:
+        vectors: dict[str, Any] = {DENSE: [float(x) for x in point.vector]}
+        if point.sparse is not None:
+            vectors[SPARSE] = self._sparse(point.sparse)
+        return vectors
+
     def search(
-        self, vector: Sequence[float], k: int, filter: Filter | None = None
+        self,
+        k: int,
+        *,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        filter: Filter | None = None,
     ) -> list[ScoredPoint]:
+        m = self._models
+        where = self._filter(filter)
+        params = None if self._client.in_process else m.SearchParams(hnsw_ef=HNSW_EF)
+        queries = []
+        if dense is not None:
+            queries.append(([float(x) for x in dense], DENSE, params))
+        if sparse is not None:
+            queries.append((self._sparse(sparse), SPARSE, None))
+        if len(queries) == 1:
+            [(query, using, params)] = queries
+            request: dict[str, Any] = {"query": query, "using": using, "search_params": params}
+        else:
+            request = {
+                "prefetch": [
+                    m.Prefetch(query=q, using=u, limit=k, filter=where, params=p)
+                    for q, u, p in queries
+                ],
+                "query": m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+            }
         with self._client.translate():
             found = self._qc.query_points(
-                self.name,
-                query=[float(x) for x in vector],
-                limit=k,
-                query_filter=self._filter(filter),
-                with_payload=True,
-                search_params=None
-                if self._client.in_process
-                else self._models.SearchParams(hnsw_ef=HNSW_EF),
+                self.name, limit=k, query_filter=where, with_payload=True, **request
             ).points
         return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
