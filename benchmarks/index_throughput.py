@@ -20,7 +20,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--runs", type=int, default=3)
@@ -29,11 +31,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from twinsearch.cli.config import free_cores
-    from twinsearch.collections import open_for_write
-    from twinsearch.encoders import load_encoder
     from twinsearch.indexer.chunking import ChunkSettings, chunk_document
     from twinsearch.indexer.pipeline import Indexer
     from twinsearch.indexer.sources import Corpus
+
+    from twinsearch.collections import open_for_write
+    from twinsearch.encoders import load_encoder
     from twinsearch.stores import connect
 
     threads = args.threads or free_cores()
@@ -43,9 +46,7 @@ def main() -> None:
     chunking = ChunkSettings(encoder.window, 32)
     docs = list(Corpus(args.paths))
     inputs = [
-        chunk.input
-        for doc in docs
-        for chunk in chunk_document(doc, encoder.tokenizer, chunking)
+        chunk.input for doc in docs for chunk in chunk_document(doc, encoder.tokenizer, chunking)
     ]
     encoder.encode_documents(inputs[:8])  # warm-up outside the timings
 
@@ -58,18 +59,23 @@ def main() -> None:
             client = connect(data_dir=tmp)
             store, bm25 = open_for_write(client, "bench", encoder, chunking.as_dict())
             t0 = time.perf_counter()
-            report = Indexer(encoder, store, chunking, bm25=bm25, batch_size=4 * args.batch_size).run(Corpus(args.paths))
+            report = Indexer(
+                encoder, store, chunking, bm25=bm25, batch_size=4 * args.batch_size
+            ).run(Corpus(args.paths))
             full.append(report.chunks / (time.perf_counter() - t0))
             assert store.count() == len(inputs), (store.count(), len(inputs))
             client.close()
 
-    print(f"model {args.model}: loaded in {load_s:.1f} s, {threads} threads, batch {args.batch_size}")
-    print(f"corpus: {len(docs)} documents, {len(inputs)} chunks (window {chunking.window}, overlap 32)")
-    print(f"{'':24}{'median':>10}{'runs':>40}")
-    print(f"{'bare encode (chunks/s)':24}{statistics.median(bare):>10.1f}   {', '.join(f'{x:.1f}' for x in bare)}")
-    print(f"{'index (chunks/s)':24}{statistics.median(full):>10.1f}   {', '.join(f'{x:.1f}' for x in full)}")
-    ratios = [f / b for f, b in zip(full, bare)]
-    print(f"{'ratio index/bare':24}{statistics.median(ratios):>10.3f}")
+    print(
+        f"model {args.model}: loaded in {load_s:.1f} s, {threads} threads, batch {args.batch_size}"
+    )
+    print(f"corpus: {len(docs)} documents, {len(inputs)} chunks (window {chunking.window})")
+    rows = [("bare encode, chunks/s", bare), ("index, chunks/s", full)]
+    rows.append(("ratio index/bare", [f / b for f, b in zip(full, bare, strict=True)]))
+    print(f"{'':24}{'median':>10}   runs")
+    for label, values in rows:
+        runs = ", ".join(f"{x:.3g}" for x in values)
+        print(f"{label:24}{statistics.median(values):>10.3g}   {runs}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,7 +23,8 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Folder of the embedded store [env: TWINSEARCH_DATA_DIR; default: per-user data folder]",
+        help="Folder of the embedded store "
+        "[env: TWINSEARCH_DATA_DIR; default: per-user data folder]",
         show_default=False,
     ),
 ]
@@ -38,17 +40,36 @@ QdrantUrl = Annotated[
 Collection = Annotated[
     str | None,
     typer.Option(
-        "--collection", "-c", help="Collection name [env: TWINSEARCH_COLLECTION; default: default]",
+        "--collection",
+        "-c",
+        help="Collection name [env: TWINSEARCH_COLLECTION; default: default]",
         show_default=False,
     ),
 ]
 Model = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Model: a sentence-transformers folder or id [default: the collection's own model, "
         "else the bundled all-MiniLM-L6-v2]",
         show_default=False,
+    ),
+]
+
+
+class SearchMode(str, Enum):
+    dense = "dense"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+
+ModeOption = Annotated[
+    SearchMode,
+    typer.Option(
+        "--mode",
+        help="dense: the model; bm25: keywords; hybrid: both, fused by rank",
+        case_sensitive=False,
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else")]
@@ -73,6 +94,42 @@ def errors_to_exit(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextmanager
+def index_progress() -> Iterator[Callable[[Any, Any], None]]:
+    """A progress bar on stderr over the bytes of a corpus, with documents and chunks done."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("indexing"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[docs]} docs, {task.fields[chunks]} chunks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("indexing", total=None, docs=0, chunks=0)
+
+        def show(corpus: Any, report: Any) -> None:
+            progress.update(
+                task,
+                total=corpus.total_bytes or None,
+                completed=corpus.done_bytes,
+                docs=report.documents,
+                chunks=report.chunks,
+            )
+
+        yield show
+
+
 def settings_from(**flags: Any) -> Settings:
     from twinsearch.cli.config import build_settings
 
@@ -95,6 +152,7 @@ def open_client(settings: Settings) -> Iterator[Any]:
 
 def load_encoder(settings: Settings, model: str) -> Any:
     from twinsearch.cli.config import free_cores
+
     from twinsearch.encoders import load_encoder as load
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from twinsearch.cli.common import (
     Collection,
     DataDir,
@@ -14,6 +13,7 @@ from twinsearch.cli.common import (
     QdrantUrl,
     err,
     errors_to_exit,
+    index_progress,
     load_encoder,
     open_client,
     settings_from,
@@ -37,8 +37,12 @@ def index(
     chunk_overlap: Annotated[
         int | None, typer.Option(help="Tokens shared by consecutive chunks [default: 32]")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Texts per encoder batch [default: 32]")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+    ] = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
@@ -47,16 +51,24 @@ def index(
     Re-running on the same files overwrites their points instead of duplicating them.
     """
     from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.indexer.pipeline import Indexer
+    from twinsearch.indexer.pipeline import Indexer, IndexReport, open_collection
     from twinsearch.indexer.sources import Corpus
-    from twinsearch.collections import open_for_write, recorded_model
+
+    from twinsearch.collections import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
 
     settings = settings_from(
-        collection=collection, model=model, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-        batch_size=batch_size, threads=threads, data_dir=data_dir, qdrant_url=qdrant_url,
+        collection=collection,
+        model=model,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        batch_size=batch_size,
+        threads=threads,
+        data_dir=data_dir,
+        qdrant_url=qdrant_url,
     )
-    corpus = Corpus(list(paths))  # fails on a bad path before the model loads
+    report = IndexReport()
+    corpus = Corpus(list(paths), on_skip=report.skip)  # a bad path fails before the model loads
     with open_client(settings) as client:
         store = client.collection(settings.collection)
         name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
@@ -65,17 +77,18 @@ def index(
             window=min(settings.chunk_size or encoder.window, encoder.window),
             overlap=settings.chunk_overlap,
         )
-        store, bm25 = open_for_write(client, settings.collection, encoder, chunking.as_dict())
-        with _progress() as progress:
-            task = progress.add_task("indexing", total=corpus.total_bytes or None, docs=0, chunks=0)
+        store, bm25, docs = open_collection(client, settings.collection, encoder, chunking, corpus)
+        with index_progress() as show:
             indexer = Indexer(
-                encoder, store, chunking, bm25=bm25, batch_size=max(settings.batch_size * 4, 64),
-                on_progress=lambda r: progress.update(
-                    task, completed=corpus.done_bytes, docs=r.documents, chunks=r.chunks
-                ),
+                encoder,
+                store,
+                chunking,
+                bm25=bm25,
+                report=report,
+                batch_size=max(settings.batch_size * 4, 64),
+                on_progress=lambda report: show(corpus, report),
             )
-            corpus.on_skip = indexer.report.skip
-            report = indexer.run(corpus)
+            indexer.run(docs)
     for where, why in report.skipped[:MAX_SKIP_LINES]:
         err.print(f"warning: skipped {where}: {why}", markup=False)
     if len(report.skipped) > MAX_SKIP_LINES:
@@ -86,25 +99,4 @@ def index(
         f"{settings.collection!r} in {report.seconds:.1f} s, {rate:.1f} chunks/s"
         + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
         markup=False,
-    )
-
-
-def _progress():  # type: ignore[no-untyped-def]
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[docs]} docs, {task.fields[chunks]} chunks"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
     )

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,
@@ -32,6 +31,14 @@ def _describe(store: Any) -> dict[str, Any]:
         "created": meta.get("created"),
         "twinsearch_version": meta.get("twinsearch_version"),
     }
+
+
+def _chunking(settings: dict[str, Any] | None) -> str:
+    if not settings:
+        return "chunking unknown"
+    if settings.get("truncate"):
+        return "one vector per document (truncated)"
+    return f"chunks of {settings['window']} tokens, overlap {settings['overlap']}"
 
 
 @errors_to_exit
@@ -61,7 +68,7 @@ def info(
         out.print(
             f"{c['name']}: {c['chunks']} chunks, model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
-            f"chunking {c['chunking']}, created {c['created']}",
+            f"{_chunking(c['chunking'])}, created {c['created']}",
             markup=False,
         )
 

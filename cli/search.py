@@ -6,13 +6,14 @@ import json
 from typing import Annotated
 
 import typer
-
 from twinsearch.cli.common import (
     Collection,
     DataDir,
     JsonOut,
     Model,
+    ModeOption,
     QdrantUrl,
+    SearchMode,
     errors_to_exit,
     load_encoder,
     open_client,
@@ -31,9 +32,12 @@ def _one_line(text: str, limit: int = SNIPPET_CHARS) -> str:
 @errors_to_exit
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000, help="Documents to show")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=1000, help="Documents to show")
+    ] = 10,
     collection: Collection = None,
     model: Model = None,
+    mode: ModeOption = SearchMode.dense,
     json_out: JsonOut = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
     data_dir: DataDir = None,
@@ -41,19 +45,22 @@ def search(
 ) -> None:
     """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
     from twinsearch.collections import open_for_search, recorded_model
-    from twinsearch.search import search as run_search
+    from twinsearch.search import Searcher
 
     if not query.strip():
         raise typer.BadParameter("the query is empty; pass some words to search for")
     settings = settings_from(
-        collection=collection, model=model, threads=threads, data_dir=data_dir,
+        collection=collection,
+        model=model,
+        threads=threads,
+        data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
     with open_client(settings) as client:
         name = settings.model or recorded_model(client.collection(settings.collection))
         encoder = load_encoder(settings, name)
         store = open_for_search(client, settings.collection, encoder)
-        hits = run_search(store, encoder, query, k=top_k)
+        hits = Searcher.for_store(store, encoder).search(query, top_k, mode.value)  # type: ignore[arg-type]
     if json_out:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return
@@ -61,7 +68,9 @@ def search(
         out.print("no results")
         return
     for hit in hits:
-        out.print(f"{hit.rank:>3}. {hit.score:.3f}  {hit.doc_id}  [bold]{_escape(hit.title)}[/bold]")
+        out.print(
+            f"{hit.rank:>3}. {hit.score:.3f}  {hit.doc_id}  [bold]{_escape(hit.title)}[/bold]"
+        )
         out.print(f"     {_escape(_one_line(hit.snippet))}")
         out.print()
 

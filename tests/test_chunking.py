@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 
 from twinsearch.encoders.hashing import WordTokenizer
 from twinsearch.errors import ConfigError
-from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.types import Document
 
 WORDS = [f"w{i}" for i in range(100)]
@@ -25,7 +27,7 @@ def test_windows_have_the_size_and_overlap_asked_for() -> None:
     chunks = _chunks(" ".join(WORDS), window=10, overlap=3)
     tokens = [c.text.split() for c in chunks]
     assert all(len(t) == 10 for t in tokens[:-1])
-    for a, b in zip(tokens, tokens[1:]):
+    for a, b in pairwise(tokens):
         assert a[-3:] == b[:3]
     assert tokens[0][0] == "w0" and tokens[-1][-1] == "w99"
     assert [c.index for c in chunks] == list(range(len(chunks)))
@@ -90,5 +92,5 @@ def test_real_tokenizer_windows_fit_the_model(real_encoder) -> None:  # type: ig
         ids = tokenizer(c.input)["input_ids"]
         assert len(ids) <= real_encoder.model.max_seq_length
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in pairwise(chunks):
         assert b.start < a.end  # consecutive windows overlap

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from twinsearch.cli.app import app
+from typer.testing import CliRunner
 
 from .conftest import EXAMPLES
 
@@ -38,7 +37,9 @@ def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped examples indexed once with the bundled model."""
     data_dir = tmp_path_factory.mktemp("data")
-    result = run("index", EXAMPLES / "corpus", EXAMPLES / "encyclopedia.jsonl", "--data-dir", data_dir)
+    result = run(
+        "index", EXAMPLES / "corpus", EXAMPLES / "encyclopedia.jsonl", "--data-dir", data_dir
+    )
     assert result.stdout == ""
     assert "indexed 33 documents" in result.stderr and "into 'default'" in result.stderr
     return data_dir
@@ -60,7 +61,9 @@ def chunks(data: Path, collection: str = "default") -> int:
         ("connection setup SYN ACK", "computing/tcp-handshake.md"),
     ],
 )
-def test_search_ranks_the_obviously_relevant_document_first(data: Path, query: str, expected: str) -> None:
+def test_search_ranks_the_obviously_relevant_document_first(
+    data: Path, query: str, expected: str
+) -> None:
     hits = json.loads(run("search", query, "--json", "--data-dir", data).stdout)
     assert hits[0]["doc_id"] == expected
 
@@ -88,7 +91,9 @@ def test_human_output_lists_rank_score_id_title_and_snippet(data: Path) -> None:
 
 
 def test_long_document_is_chunked_and_the_matching_chunk_is_the_snippet(data: Path) -> None:
-    hits = json.loads(run("search", "spider mites mealybugs fungus gnats", "--json", "--data-dir", data).stdout)
+    hits = json.loads(
+        run("search", "spider mites mealybugs fungus gnats", "--json", "--data-dir", data).stdout
+    )
     assert hits[0]["doc_id"] == "notes/houseplants.md"
     assert hits[0]["chunk"] > 0 and "Mealybugs" in hits[0]["snippet"]
 
@@ -136,16 +141,28 @@ def test_model_that_cannot_be_loaded(data: Path, tmp_path: Path) -> None:
     (tmp_path / "not-a-model").mkdir()
     for model in [str(tmp_path / "not-a-model"), "someone/no-such-model-anywhere"]:
         line = one_error_line(
-            run("index", EXAMPLES / "corpus", "-c", "other", "--model", model, "--data-dir", data, code=1)
+            run(
+                "index",
+                EXAMPLES / "corpus",
+                "-c",
+                "other",
+                "--model",
+                model,
+                "--data-dir",
+                data,
+                code=1,
+            )
         )
-        assert f"cannot load model" in line and "--model" in line
+        assert "cannot load model" in line and "--model" in line
     assert "other" not in json.dumps(json.loads(run("info", "--json", "--data-dir", data).stdout))
 
 
 def test_a_different_encoder_is_refused(data: Path) -> None:
     before = chunks(data)
     line = one_error_line(run("search", "tides", "--model", "hashing", "--data-dir", data, code=1))
-    assert "was indexed with model 'all-MiniLM-L6-v2'" in line and "--model all-MiniLM-L6-v2" in line
+    assert (
+        "was indexed with model 'all-MiniLM-L6-v2'" in line and "--model all-MiniLM-L6-v2" in line
+    )
     line = one_error_line(
         run("index", EXAMPLES / "corpus", "--model", "hashing", "--data-dir", data, code=1)
     )
@@ -157,13 +174,19 @@ def test_a_different_encoder_is_refused(data: Path) -> None:
 def locked(data: Path) -> Iterator[None]:
     """Another process holding the embedded collection open."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time, qdrant_edge
-            shard = qdrant_edge.EdgeShard.load({str(data / 'collections/default/shard')!r})
+            shard = qdrant_edge.EdgeShard.load({str(data / "collections/default/shard")!r})
             print("ready", flush=True)
             sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
     yield
@@ -194,7 +217,9 @@ def test_drop(tmp_path: Path) -> None:
     run("index", folder, "--model", "hashing", "-c", "scratch", "--data-dir", tmp_path / "d")
     result = run("drop", "scratch", "--yes", "--data-dir", tmp_path / "d")
     assert "dropped 'scratch' (1 chunks)" in result.stderr
-    assert json.loads(run("info", "--json", "--data-dir", tmp_path / "d").stdout)["collections"] == []
+    assert (
+        json.loads(run("info", "--json", "--data-dir", tmp_path / "d").stdout)["collections"] == []
+    )
 
 
 def test_help_and_startup_import_no_heavy_library() -> None:
@@ -216,3 +241,24 @@ def test_console_script_is_installed() -> None:
     assert exe, "pip install -e . should install the twinsearch command"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("twinsearch ")
+
+
+@pytest.mark.parametrize(
+    "mode,query,expected",
+    [
+        ("bm25", "Gutenberg Mainz movable type", "history/printing-press.txt"),
+        ("bm25", "RuBisCO", "science/photosynthesis.md"),
+        ("hybrid", "rule of 72 doubling", "notes/compound-interest.md"),
+        ("hybrid", "why do corals turn white", "science/coral-reefs.md"),
+    ],
+)
+def test_keyword_and_hybrid_modes(data: Path, mode: str, query: str, expected: str) -> None:
+    hits = json.loads(run("search", query, "--mode", mode, "--json", "--data-dir", data).stdout)
+    assert hits[0]["doc_id"] == expected
+
+
+def test_bm25_finds_only_documents_with_the_words(data: Path) -> None:
+    hits = json.loads(
+        run("search", "zooxanthellae", "--mode", "bm25", "--json", "--data-dir", data).stdout
+    )
+    assert [h["doc_id"] for h in hits] == ["science/coral-reefs.md"]

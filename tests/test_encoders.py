@@ -11,11 +11,35 @@ from twinsearch.errors import ModelError
 def test_public_api_is_pinned() -> None:
     assert sorted(twinsearch.__all__) == sorted(
         [
-            "DEFAULT_MODEL", "Chunk", "CollectionLocked", "CollectionNotFound", "CollectionSpec",
-            "ConfigError", "Document", "Encoder", "EncoderMismatch", "HashingEncoder", "Hit",
-            "Match", "ModelError", "Point", "Range", "ScoredPoint", "Settings", "SourceError",
-            "Store", "StoreError", "TwinsearchError", "__version__", "connect", "load_encoder",
-            "open_for_search", "open_for_write", "retrieve", "search", "Searcher",
+            "DEFAULT_MODEL",
+            "Chunk",
+            "CollectionLocked",
+            "CollectionNotFound",
+            "CollectionSpec",
+            "ConfigError",
+            "Document",
+            "Encoder",
+            "EncoderMismatch",
+            "HashingEncoder",
+            "Hit",
+            "Match",
+            "ModelError",
+            "Point",
+            "Range",
+            "ScoredPoint",
+            "Settings",
+            "SourceError",
+            "Store",
+            "StoreError",
+            "TwinsearchError",
+            "__version__",
+            "connect",
+            "load_encoder",
+            "open_for_search",
+            "open_for_write",
+            "retrieve",
+            "search",
+            "Searcher",
         ]
     )
     for name in twinsearch.__all__:
@@ -38,7 +62,9 @@ def test_hashing_encoder_is_deterministic_unit_length_and_a_twin() -> None:
 def test_bundled_model_loads_offline_and_embeds(real_encoder) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(real_encoder, twinsearch.Encoder)
     assert (real_encoder.name, real_encoder.dim, real_encoder.similarity) == (
-        "all-MiniLM-L6-v2", 384, "cosine"
+        "all-MiniLM-L6-v2",
+        384,
+        "cosine",
     )
     assert real_encoder.window == 254  # 256 positions less [CLS] and [SEP]
     q = real_encoder.encode_queries(["How do vaccines work?"])

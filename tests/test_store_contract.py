@@ -19,7 +19,9 @@ def _unit(seed: int) -> np.ndarray:
 
 def _points(n: int, doc: str = "doc") -> list[Point]:
     return [
-        Point(f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"{doc}{i % 3}", "chunk": i})
+        Point(
+            f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"{doc}{i % 3}", "chunk": i}
+        )
         for i in range(n)
     ]
 
@@ -105,7 +107,9 @@ def _term_points() -> list[Point]:
         3: SparseVector([1, 3], [1.0, 1.0]),
     }
     return [
-        Point(f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"d{i}", "chunk": 0}, terms[i])
+        Point(
+            f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"d{i}", "chunk": 0}, terms[i]
+        )
         for i in terms
     ]
 
@@ -135,3 +139,9 @@ def test_hybrid_fuses_dense_and_sparse_ranks(store) -> None:  # type: ignore[no-
         assert hit.score == pytest.approx(rrf[hit.payload["doc_id"]], rel=1e-4)
     filtered = store.search(4, dense=query, sparse=terms, filter=[Match("doc_id", "d2")])
     assert [h.payload["doc_id"] for h in filtered] == ["d2"]
+
+
+def test_metadata_updates_merge_and_persist(client: Client, store) -> None:  # type: ignore[no-untyped-def]
+    store.update_metadata({"complete": True, "encoder": {"name": "y"}})
+    again = client.collection(store.name)
+    assert again.metadata() == {"encoder": {"name": "y"}, "complete": True}

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from twinsearch.errors import ConfigError
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
-
 DENSE = "dense"
 SPARSE = "bm25"
 RRF_K = 60
@@ -75,6 +74,10 @@ class Store(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """What ``create`` recorded; raises ``CollectionNotFound``."""
+        ...
+
+    def update_metadata(self, changes: Mapping[str, Any]) -> None:
+        """Merge ``changes`` into the recorded metadata."""
         ...
 
     def upsert(self, points: Sequence[Point]) -> None: ...

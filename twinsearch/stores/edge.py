@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,9 @@ class EdgeStore:
         )
 
     def exists(self) -> bool:
-        return (self.folder / METADATA_FILE).is_file() and (self._shard_path / "edge_config.json").is_file()
+        return (self.folder / METADATA_FILE).is_file() and (
+            self._shard_path / "edge_config.json"
+        ).is_file()
 
     def create(self, spec: CollectionSpec) -> None:
         if self.exists():
@@ -167,6 +169,9 @@ class EdgeStore:
                 f"cannot read {self.folder / METADATA_FILE}: {exc}; "
                 f"drop the collection with `twinsearch drop {self.name}` and index again"
             ) from exc
+
+    def update_metadata(self, changes: Mapping[str, Any]) -> None:
+        _write_json_atomic(self.folder / METADATA_FILE, {**self.metadata(), **changes})
 
     def close(self) -> None:
         if self._shard is not None:

@@ -6,7 +6,7 @@ contract tests use it as a stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,6 +67,10 @@ class ServerStore:
             raise CollectionNotFound(self._not_found())
         with self._client.translate():
             return dict(self._qc.get_collection(self.name).config.metadata or {})
+
+    def update_metadata(self, changes: Mapping[str, Any]) -> None:
+        with self._client.translate():
+            self._qc.update_collection(self.name, metadata={**self.metadata(), **changes})
 
     def upsert(self, points: Sequence[Point]) -> None:
         if not points:

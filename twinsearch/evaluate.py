@@ -1,0 +1,182 @@
+"""Retrieval quality on a BEIR-layout dataset, measured through the real search path.
+
+Metrics come from ir-measures, which runs trec_eval itself (through pytrec_eval): the same
+code that produced the published BEIR numbers, so ours compare with theirs directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from twinsearch.errors import SourceError
+from twinsearch.search import Mode, Searcher
+from twinsearch.types import Hit
+
+METRICS = {"ndcg@10": "nDCG@10", "mrr@10": "RR@10", "recall@100": "R@100", "map@100": "AP@100"}
+DEPTH = 100
+"""Documents retrieved per query: what Recall@100 and MAP@100 need."""
+
+
+@dataclass
+class Dataset:
+    folder: Path
+    split: str
+    corpus: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with _open_text(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise SourceError(
+                    f"{path}:{number}: not JSON ({exc}); fix or remove that line"
+                ) from None
+            if not isinstance(record, dict) or "_id" not in record:
+                raise SourceError(
+                    f'{path}:{number}: no "_id" field; each line needs "_id" and "text"'
+                )
+            yield number, record
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """``query-id corpus-id score`` per line, tab-separated, with a header line."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for number, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+            if not row or (number == 1 and not row[-1].strip().lstrip("-").isdigit()):
+                continue  # blank line, or the header
+            if len(row) != 3 or not row[2].strip().lstrip("-").isdigit():
+                raise SourceError(
+                    f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score' with a whole "
+                    f"number score, got {row!r}"
+                )
+            qrels.setdefault(row[0].strip(), {})[row[1].strip()] = int(row[2])
+    return qrels
+
+
+def load_dataset(folder: Path, split: str, corpus_ids: Callable[[Path], set[str]]) -> Dataset:
+    """Read queries and qrels and check them against each other and against the corpus.
+
+    Queries the qrels name but the queries file lacks, and queries with empty text, are
+    skipped and counted; qrels naming documents the corpus lacks are kept (they count as
+    relevant but unfindable, as in trec_eval) and counted.
+    """
+    folder = Path(folder)
+    corpus, queries_path = _find(folder, "corpus"), _find(folder, "queries")
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    missing = [
+        name
+        for name, found in [
+            ("corpus.jsonl[.gz]", corpus),
+            ("queries.jsonl[.gz]", queries_path),
+            (f"qrels/{split}.tsv", qrels_path.is_file()),
+        ]
+        if not found
+    ]
+    if missing:
+        raise SourceError(
+            f"{folder} is not a BEIR dataset: missing {', '.join(missing)}; it needs "
+            "corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/<split>.tsv"
+        )
+    assert corpus is not None and queries_path is not None
+    qrels = read_qrels(qrels_path)
+    if not qrels:
+        raise SourceError(f"{qrels_path} has no judgements")
+    all_queries = {str(r["_id"]): str(r.get("text") or "") for _, r in _jsonl(queries_path)}
+    warnings = []
+    unknown = sorted(q for q in qrels if q not in all_queries)
+    empty = sorted(q for q in qrels if q in all_queries and not all_queries[q].strip())
+    if unknown:
+        warnings.append(
+            f"{len(unknown)} queries in qrels/{split}.tsv are not in {queries_path.name}, "
+            f"skipped (first: {unknown[0]!r})"
+        )
+    if empty:
+        warnings.append(f"{len(empty)} queries have empty text, skipped (first: {empty[0]!r})")
+    queries = {q: all_queries[q] for q in qrels if q not in unknown and q not in empty}
+    if not queries:
+        raise SourceError(f"no query of qrels/{split}.tsv has text in {queries_path.name}")
+    known = corpus_ids(corpus)
+    absent = {d for q in queries for d in qrels[q] if d not in known}
+    if absent:
+        warnings.append(
+            f"{len(absent)} documents judged in qrels/{split}.tsv are not in the corpus "
+            f"(first: {sorted(absent)[0]!r}); they count as relevant but cannot be found"
+        )
+    return Dataset(folder, split, corpus, queries, {q: qrels[q] for q in queries}, warnings)
+
+
+def run_queries(
+    searcher: Searcher,
+    queries: Mapping[str, str],
+    mode: Mode = "dense",
+    k: int = DEPTH,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> dict[str, list[Hit]]:
+    ids = list(queries)
+    run: dict[str, list[Hit]] = {}
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        results = searcher.search_many([queries[q] for q in batch], k, mode)
+        for qid, hits in zip(batch, results, strict=True):
+            run[qid] = hits
+        on_progress(len(run))
+    return run
+
+
+def score(
+    run: Mapping[str, Sequence[Hit]], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, float]:
+    """Mean of each metric over the judged queries; a query with no results scores 0.
+
+    trec_eval re-sorts a run by score and breaks ties its own way; scores here are derived
+    from our ranks so the order measured is exactly the order returned.
+    """
+    import ir_measures
+
+    measures = {name: ir_measures.parse_measure(spec) for name, spec in METRICS.items()}
+    scored = [
+        ir_measures.ScoredDoc(qid, hit.doc_id, float(len(hits) - i))
+        for qid, hits in run.items()
+        for i, hit in enumerate(hits)
+    ]
+    judged = [ir_measures.Qrel(q, d, rel) for q, docs in qrels.items() for d, rel in docs.items()]
+    per_query = {name: {q: 0.0 for q in qrels} for name in measures}
+    by_measure = {m: name for name, m in measures.items()}
+    for metric in ir_measures.iter_calc(list(measures.values()), judged, scored):
+        per_query[by_measure[metric.measure]][metric.query_id] = float(metric.value)
+    return {name: sum(values.values()) / len(values) for name, values in per_query.items()}
+
+
+def write_trec_run(run: Mapping[str, Sequence[Hit]], path: Path, tag: str) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for qid, hits in run.items():
+            for hit in hits:
+                fh.write(f"{qid} Q0 {hit.doc_id} {hit.rank} {hit.score:.6f} {tag}\n")
