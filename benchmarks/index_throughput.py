@@ -31,12 +31,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from twinsearch.cli.config import free_cores
+    from twinsearch.collections import open_for_write
+    from twinsearch.encoders import load_encoder
     from twinsearch.indexer.chunking import ChunkSettings, chunk_document
     from twinsearch.indexer.pipeline import Indexer
     from twinsearch.indexer.sources import Corpus
-
-    from twinsearch.collections import open_for_write
-    from twinsearch.encoders import load_encoder
     from twinsearch.stores import connect
 
     threads = args.threads or free_cores()

@@ -4,12 +4,12 @@ needs when it runs, so `twinsearch --help` imports no model or store code."""
 from __future__ import annotations
 
 import typer
+
+from twinsearch._version import __version__
 from twinsearch.cli.eval import eval_
 from twinsearch.cli.index import index
 from twinsearch.cli.info import drop, info
 from twinsearch.cli.search import search
-
-from twinsearch._version import __version__
 
 app = typer.Typer(
     name="twinsearch",

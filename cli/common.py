@@ -152,7 +152,6 @@ def open_client(settings: Settings) -> Iterator[Any]:
 
 def load_encoder(settings: Settings, model: str) -> Any:
     from twinsearch.cli.config import free_cores
-
     from twinsearch.encoders import load_encoder as load
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

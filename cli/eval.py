@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,
@@ -65,12 +66,11 @@ def eval_(
     corpus file are unchanged); every query of the split then runs as `twinsearch search`
     runs it. Reports nDCG@10, MRR@10, Recall@100 and MAP@100.
     """
+    from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.evaluate import load_dataset, run_queries, score, write_trec_run
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_once
     from twinsearch.indexer.sources import Corpus
-
-    from twinsearch.encoders import DEFAULT_MODEL
-    from twinsearch.evaluate import load_dataset, run_queries, score, write_trec_run
     from twinsearch.search import Searcher
 
     started = time.perf_counter()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from twinsearch.cli.common import (
     Collection,
     DataDir,
@@ -50,12 +51,11 @@ def index(
 
     Re-running on the same files overwrites their points instead of duplicating them.
     """
+    from twinsearch.collections import recorded_model
+    from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import Indexer, IndexReport, open_collection
     from twinsearch.indexer.sources import Corpus
-
-    from twinsearch.collections import recorded_model
-    from twinsearch.encoders import DEFAULT_MODEL
 
     settings = settings_from(
         collection=collection,

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,

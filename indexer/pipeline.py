@@ -15,11 +15,10 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from twinsearch.indexer.chunking import ChunkSettings, chunk_document
-from twinsearch.indexer.sources import Corpus
-
 from twinsearch.collections import open_for_write
 from twinsearch.encoders import Encoder
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document
+from twinsearch.indexer.sources import Corpus
 from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
 from twinsearch.types import Chunk, Document, Point

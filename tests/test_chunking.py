@@ -3,10 +3,10 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 
 from twinsearch.encoders.hashing import WordTokenizer
 from twinsearch.errors import ConfigError
+from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.types import Document
 
 WORDS = [f"w{i}" for i in range(100)]

