@@ -23,18 +23,29 @@ class Tokenizer(Protocol):
 
 @runtime_checkable
 class Encoder(Protocol):
-    name: str
-    """How the user named the model (a path, a hub id, or a bundled alias)."""
+    @property
+    def name(self) -> str:
+        """How the user named the model (a path, a hub id, or a bundled alias)."""
+        ...
 
-    dim: int
-    similarity: str
-    fingerprint: str
-    """Changes whenever the vectors would: weights, prompts, routes, dimension, window."""
+    @property
+    def dim(self) -> int: ...
 
-    window: int
-    """How many tokens of document text one vector can take (prompt and specials excluded)."""
+    @property
+    def similarity(self) -> str: ...
 
-    tokenizer: Tokenizer
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the vectors would: weights, prompts, routes, dimension, window."""
+        ...
+
+    @property
+    def window(self) -> int:
+        """How many tokens of document text one vector can take (prompt and specials excluded)."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 

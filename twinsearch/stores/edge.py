@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import qdrant_edge as qe
 
@@ -204,7 +204,7 @@ class EdgeStore:
     ) -> list[ScoredPoint]:
         shard = self._open()
         where = to_edge_filter(filter)
-        queries = []
+        queries: list[tuple[Any, Any]] = []
         if dense is not None:
             queries.append((qe.Query.Nearest(list(map(float, dense)), using=DENSE), _DENSE_PARAMS))
         if sparse is not None:
@@ -220,7 +220,7 @@ class EdgeStore:
                 prefetches=[
                     qe.Prefetch(limit=k, query=q, filter=where, params=p) for q, p in queries
                 ],
-                query=qe.Fusion.Rrf(k=RRF_K),
+                query=cast(Any, qe.Fusion.Rrf(k=RRF_K)),  # the stubs omit it from the union
                 with_payload=True,
             )
         with self._translate():
