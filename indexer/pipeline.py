@@ -13,11 +13,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
+from queue import Queue
+from threading import Thread
 from typing import Any
 
 from twinsearch.collections import open_for_write
 from twinsearch.encoders import Encoder
+from twinsearch.indexer.changes import (
+    Change,
+    Plan,
+    StoredDoc,
+    classify,
+    content_sha,
+    load_manifest,
+    removed,
+)
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
+from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
 from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
@@ -34,30 +46,57 @@ def point_id(doc_id: str, chunk: int) -> str:
 @dataclass
 class IndexReport:
     documents: int = 0
+    """Documents embedded and written: the new and the changed."""
     chunks: int = 0
+    changes: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in Change})
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    plan: Plan = field(default_factory=Plan)
+    """Every document's change, by id (filled on a dry run)."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
 
 
-def _payload(doc: Document, chunk: Chunk) -> dict[str, object]:
+@dataclass
+class _Work:
+    doc: Document
+    sha: str
+    change: Change
+    chunks: list[Chunk]
+
+
+_DONE = object()
+
+
+def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, object]:
     payload: dict[str, object] = {
         "doc_id": doc.doc_id,
         "chunk": chunk.index,
+        "n_chunks": n_chunks,
+        "content_sha": sha,
         "title": doc.title,
         "text": chunk.text,
         "source": doc.source,
+        "root": doc.root,
+        "ext": suffix_of(Path(doc.source)) if doc.source else "",
         "start": chunk.start,
         "end": chunk.end,
     }
+    if doc.modified:
+        payload["modified"] = doc.modified
     if doc.fields:
         payload["fields"] = doc.fields
     return payload
 
 
 class Indexer:
+    """Embeds what is new or changed, skips what is unchanged, deletes what is gone.
+
+    Reading, hashing and chunking run in a thread of their own, a few batches ahead of the
+    encoder, which is where the time goes.
+    """
+
     def __init__(
         self,
         encoder: Encoder,
@@ -66,7 +105,9 @@ class Indexer:
         *,
         bm25: Bm25 | None = None,
         report: IndexReport | None = None,
+        manifest: dict[str, StoredDoc] | None = None,
         batch_size: int = 256,
+        dry_run: bool = False,
         on_progress: Callable[[IndexReport], None] = lambda report: None,
     ) -> None:
         self.encoder = encoder
@@ -74,56 +115,112 @@ class Indexer:
         self.chunking = chunking
         self.bm25 = bm25
         self.batch_size = batch_size
+        self.dry_run = dry_run
         self.on_progress = on_progress
         self.report = report or IndexReport()
-        self._pending: list[tuple[Document, Chunk]] = []
-        self._completed: list[tuple[str, int]] = []
+        self.manifest = manifest if manifest is not None else load_manifest(store)
+        self._pending: list[tuple[_Work, Chunk]] = []
+        self._completed: list[_Work] = []
         self._seen: dict[str, str] = {}
 
-    def run(self, documents: Iterable[Document]) -> IndexReport:
+    def run(self, documents: Iterable[Document], scope: Corpus | None = None) -> IndexReport:
+        """Index ``documents``; with ``scope``, also delete what its roots no longer hold."""
         started = time.perf_counter()
-        for doc in documents:
-            self.add(doc)
+        for work in self._prefetched(documents):
+            self._take(work)
             self.on_progress(self.report)
-        self.flush()
-        self.store.finish()
+        self._flush()
+        if scope is not None:
+            gone = removed(self.manifest, self._seen, scope.roots, scope.unread)
+            self._record(Change.removed, gone)
+            if not self.dry_run:
+                for start in range(0, len(gone), 256):
+                    self.store.delete([Match("doc_id", tuple(gone[start : start + 256]))])
+        if not self.dry_run:
+            self.store.finish()
         self.report.seconds = time.perf_counter() - started
         self.on_progress(self.report)
         return self.report
 
-    def add(self, doc: Document) -> None:
-        if doc.doc_id in self._seen:
-            self.report.skip(
-                doc.source, f"duplicate id {doc.doc_id!r} (first seen in {self._seen[doc.doc_id]})"
-            )
-            return
-        self._seen[doc.doc_id] = doc.source
-        chunks = list(chunk_document(doc, self.encoder.tokenizer, self.chunking))
-        if not chunks:
-            self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
-            return
-        self._pending.extend((doc, chunk) for chunk in chunks)
-        self._completed.append((doc.doc_id, len(chunks)))
-        if len(self._pending) >= self.batch_size:
-            self.flush()
+    def _prefetched(self, documents: Iterable[Document]) -> Iterator[_Work]:
+        """``_prepare`` for each document, run in a reader thread a few batches ahead."""
+        queue: Queue[object] = Queue(maxsize=4 * self.batch_size)
 
-    def flush(self) -> None:
+        def produce() -> None:
+            try:
+                for doc in documents:
+                    work = self._prepare(doc)
+                    if work is not None:
+                        queue.put(work)
+                queue.put(_DONE)
+            except BaseException as exc:  # handed to the consumer, raised there
+                queue.put(exc)
+
+        Thread(target=produce, name="twinsearch-reader", daemon=True).start()
+        while (item := queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    def _prepare(self, doc: Document) -> _Work | None:
+        if doc.doc_id in self._seen:
+            first = self._seen[doc.doc_id]
+            self.report.skip(doc.source, f"duplicate id {doc.doc_id!r} (first seen in {first})")
+            return None
+        self._seen[doc.doc_id] = doc.source
+        sha = content_sha(doc)
+        change = classify(doc, sha, self.manifest)
+        chunks: list[Chunk] = []
+        if change is not Change.unchanged and not self.dry_run:
+            chunks = list(chunk_document(doc, self.encoder.tokenizer, self.chunking))
+            if not chunks:
+                self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
+                return None
+        return _Work(doc, sha, change, chunks)
+
+    def _record(self, change: Change, ids: list[str]) -> None:
+        self.report.changes[change.value] += len(ids)
+        if self.dry_run:
+            self.report.plan.ids[change].extend(ids)
+
+    def _take(self, work: _Work) -> None:
+        self._record(work.change, [work.doc.doc_id])
+        if self.dry_run:
+            return
+        if work.change is Change.unchanged:
+            if self.manifest[work.doc.doc_id].stale:
+                self._completed.append(work)  # only its leftover tail to delete
+            return
+        self._pending.extend((work, chunk) for chunk in work.chunks)
+        self._completed.append(work)
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
         for start in range(0, len(self._pending), self.batch_size):
             batch = self._pending[start : start + self.batch_size]
             inputs = [c.input for _, c in batch]
             vectors = self.encoder.encode_documents(inputs)
             terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
-            self.store.upsert(
-                [
-                    Point(point_id(d.doc_id, c.index), v, _payload(d, c), t)
-                    for (d, c), v, t in zip(batch, vectors, terms, strict=True)
-                ]
-            )
+            points = [
+                Point(
+                    point_id(w.doc.doc_id, c.index),
+                    v,
+                    _payload(w.doc, c, w.sha, len(w.chunks)),
+                    t,
+                )
+                for (w, c), v, t in zip(batch, vectors, terms, strict=True)
+            ]
+            self.store.upsert(points)
             self.report.chunks += len(batch)
-        for doc_id, n_chunks in self._completed:
-            # Chunks beyond the new count belong to an older, longer version.
-            self.store.delete([Match("doc_id", doc_id), Range("chunk", gte=n_chunks)])
-        self.report.documents += len(self._completed)
+        for work in self._completed:
+            stored = self.manifest.get(work.doc.doc_id)
+            if stored is not None:
+                # Points beyond the new count belong to an older, longer version.
+                n_chunks = len(work.chunks) or stored.n_chunks
+                self.store.delete([Match("doc_id", work.doc.doc_id), Range("chunk", gte=n_chunks)])
+            if work.chunks:
+                self.report.documents += 1
         self._pending.clear()
         self._completed.clear()
 

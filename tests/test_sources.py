@@ -63,13 +63,14 @@ def test_bad_jsonl_lines_are_skipped_with_their_line_number(tmp_path: Path) -> N
     path = tmp_path / "c.jsonl"
     path.write_text(
         '{"_id": "ok", "text": "fine"}\n{not json\n\n["a list"]\n{"_id": "e", "text": " "}\n'
+        '{"text": "no id"}\n'
     )
     docs, skipped = _read(path)
-    assert [d.doc_id for d in docs] == ["ok"]
+    assert [d.doc_id for d in docs] == ["ok", "c.jsonl:6"]  # no id: file and line stand in
     assert [(w.rsplit(":", 1)[1], why.split(":")[0]) for w, why in skipped] == [
         ("2", "not JSON"),
-        ("4", 'no "_id" field'),
-        ("5", "empty title and text"),
+        ("4", "not an object"),
+        ("5", 'no text in "text" or "title"'),
     ]
 
 
@@ -110,11 +111,11 @@ def test_missing_path_empty_folder_and_unknown_file_type_fail_before_any_work(
         Corpus([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.py").write_text("x = 1")
-    with pytest.raises(SourceError, match="no .txt, .md, .markdown files under"):
+    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf files"):
         Corpus([tmp_path / "empty"])
-    (tmp_path / "data.csv").write_text("a,b")
-    with pytest.raises(SourceError, match="cannot index"):
-        Corpus([tmp_path / "data.csv"])
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    with pytest.raises(SourceError, match="cannot index .*supported files are .txt"):
+        Corpus([tmp_path / "data.xlsx"])
 
 
 def test_the_shipped_examples_read_cleanly() -> None:

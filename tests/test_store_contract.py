@@ -145,3 +145,30 @@ def test_metadata_updates_merge_and_persist(client: Client, store) -> None:  # t
     store.update_metadata({"complete": True, "encoder": {"name": "y"}})
     again = client.collection(store.name)
     assert again.metadata() == {"encoder": {"name": "y"}, "complete": True}
+
+
+def test_scroll_returns_every_point_with_the_fields_asked(store) -> None:  # type: ignore[no-untyped-def]
+    points = _points(5000)  # more than one page
+    for start in range(0, 5000, 1000):
+        store.upsert(points[start : start + 1000])
+    seen = dict(store.scroll(["chunk"]))
+    assert len(seen) == 5000
+    assert seen["00000000-0000-0000-0000-000000000042"] == {"chunk": 42}
+    some = dict(store.scroll(["doc_id"], [Match("doc_id", "doc1"), Range("chunk", lt=10)]))
+    assert sorted(some.values(), key=str) == [{"doc_id": "doc1"}] * 3
+
+
+def test_match_any_and_datetime_ranges(store) -> None:  # type: ignore[no-untyped-def]
+    dates = ["2024-01-05T00:00:00+00:00", "2025-06-01T12:00:00+00:00", "2026-11-28T08:30:00+00:00"]
+    store.upsert(
+        [
+            Point(f"00000000-0000-0000-0000-{i:012d}", _unit(i), {"doc_id": f"d{i}", "modified": d})
+            for i, d in enumerate(dates)
+        ]
+    )
+    assert store.count([Match("doc_id", ("d0", "d2", "missing"))]) == 2
+    assert store.count([Range("modified", gte="2025-01-01T00:00:00Z")]) == 2
+    assert store.count([Range("modified", lt="2025-06-01T12:00:00Z")]) == 1
+    assert (
+        store.count([Range("modified", gt="2024-01-05T00:00:00Z", lte="2025-06-01T12:00:00Z")]) == 1
+    )

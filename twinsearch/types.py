@@ -14,7 +14,13 @@ class Document:
     text: str
     title: str = ""
     source: str = ""
+    """The file it was read from."""
+    root: str = ""
+    """What was indexed to find it: the folder walked, or the file itself."""
+    modified: str = ""
+    """The source file's modification time, RFC 3339 in UTC."""
     fields: dict[str, Any] = field(default_factory=dict)
+    """User fields: the other keys of a JSONL/JSON record, the other columns of a CSV row."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ a server); a ``Store`` is one collection in it. Both backends pass the same cont
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,19 +22,26 @@ RRF_K = 60
 
 @dataclass(frozen=True)
 class Match:
-    """Payload field ``key`` equals ``value``."""
+    """Payload field ``key`` equals ``value``, or any of them when ``value`` is a tuple."""
 
     key: str
-    value: str | int | bool
+    value: str | int | bool | tuple[str, ...] | tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Range:
-    """Numeric payload field ``key`` within the given bounds."""
+    """Payload field ``key`` within the given bounds: numbers, or RFC 3339 date-times
+    (strings) for a field indexed as a date-time."""
 
     key: str
-    gte: float | None = None
-    lt: float | None = None
+    gte: float | str | None = None
+    gt: float | str | None = None
+    lte: float | str | None = None
+    lt: float | str | None = None
+
+    @property
+    def is_datetime(self) -> bool:
+        return any(isinstance(v, str) for v in (self.gte, self.gt, self.lte, self.lt))
 
 
 Condition = Match | Range
@@ -47,8 +54,9 @@ class CollectionSpec:
     dim: int
     metadata: Mapping[str, Any]
     distance: str = "cosine"
-    keyword_fields: tuple[str, ...] = ("doc_id",)
+    keyword_fields: tuple[str, ...] = ("doc_id", "root", "source", "ext")
     integer_fields: tuple[str, ...] = ("chunk",)
+    datetime_fields: tuple[str, ...] = ("modified",)
 
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -97,6 +105,12 @@ class Store(Protocol):
         ...
 
     def count(self, filter: Filter | None = None) -> int: ...
+
+    def scroll(
+        self, fields: Sequence[str], filter: Filter | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every point (matching ``filter``): its id and the named payload fields."""
+        ...
 
     def finish(self) -> None:
         """Called after a bulk write: make it durable and searchable at full speed."""

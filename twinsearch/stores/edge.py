@@ -40,6 +40,7 @@ METADATA_FILE = "collection.json"
 # more than it saves.
 HNSW_MIN_POINTS = 20_000
 HNSW_EF = 128
+SCROLL_PAGE = 2048
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
@@ -58,8 +59,12 @@ def _vectors(point: Point) -> dict[str, Any]:
 
 def _condition(cond: Match | Range) -> Any:
     if isinstance(cond, Match):
+        if isinstance(cond.value, tuple):
+            return qe.FieldCondition(key=cond.key, match=qe.MatchAny(list(cond.value)))
         return qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.value))
-    return qe.FieldCondition(key=cond.key, range=qe.RangeFloat(gte=cond.gte, lt=cond.lt))
+    bounds = {"gte": cond.gte, "gt": cond.gt, "lte": cond.lte, "lt": cond.lt}
+    kind = qe.RangeDateTime if cond.is_datetime else qe.RangeFloat
+    return qe.FieldCondition(key=cond.key, range=kind(**bounds))
 
 
 def to_edge_filter(filter: Filter | None) -> Any:
@@ -140,6 +145,10 @@ class EdgeStore:
             for field in spec.integer_fields:
                 self._shard.update(
                     qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer)
+                )
+            for field in spec.datetime_fields:
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Datetime)
                 )
             self._shard.flush()
         # Written last: a collection without its metadata does not exist.
@@ -231,6 +240,26 @@ class EdgeStore:
         shard = self._open()
         with self._translate():
             return int(shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
+
+    def scroll(
+        self, fields: Sequence[str], filter: Filter | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        shard = self._open()
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset,
+                limit=SCROLL_PAGE,
+                filter=to_edge_filter(filter),
+                with_payload=list(fields),
+                with_vector=False,
+            )
+            with self._translate():
+                records, offset = shard.scroll(request)
+            for record in records:
+                yield str(record.id), dict(record.payload or {})
+            if offset is None:
+                return
 
     def finish(self) -> None:
         shard = self._open()

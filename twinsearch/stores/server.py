@@ -11,10 +11,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from twinsearch.errors import CollectionNotFound, StoreError
-from twinsearch.stores.base import DENSE, RRF_K, SPARSE, CollectionSpec, Filter, Match, check_name
+from twinsearch.stores.base import (
+    DENSE,
+    RRF_K,
+    SPARSE,
+    CollectionSpec,
+    Filter,
+    Match,
+    Range,
+    check_name,
+)
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
 HNSW_EF = 128
+SCROLL_PAGE = 2048
 
 
 class ServerStore:
@@ -34,13 +44,17 @@ class ServerStore:
         if not filter:
             return None
         m = self._models
-        conditions = [
-            m.FieldCondition(key=c.key, match=m.MatchValue(value=c.value))
-            if isinstance(c, Match)
-            else m.FieldCondition(key=c.key, range=m.Range(gte=c.gte, lt=c.lt))
-            for c in filter
-        ]
-        return m.Filter(must=conditions)
+        return m.Filter(must=[self._condition(c) for c in filter])
+
+    def _condition(self, cond: Match | Range) -> Any:
+        m = self._models
+        if isinstance(cond, Match):
+            if isinstance(cond.value, tuple):
+                return m.FieldCondition(key=cond.key, match=m.MatchAny(any=list(cond.value)))
+            return m.FieldCondition(key=cond.key, match=m.MatchValue(value=cond.value))
+        bounds = {"gte": cond.gte, "gt": cond.gt, "lte": cond.lte, "lt": cond.lt}
+        kind = m.DatetimeRange if cond.is_datetime else m.Range
+        return m.FieldCondition(key=cond.key, range=kind(**bounds))
 
     def exists(self) -> bool:
         with self._client.translate():
@@ -61,6 +75,8 @@ class ServerStore:
                 self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.KEYWORD)
             for field in spec.integer_fields:
                 self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.INTEGER)
+            for field in spec.datetime_fields:
+                self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.DATETIME)
 
     def metadata(self) -> dict[str, Any]:
         if not self.exists():
@@ -135,6 +151,25 @@ class ServerStore:
             return int(
                 self._qc.count(self.name, count_filter=self._filter(filter), exact=True).count
             )
+
+    def scroll(
+        self, fields: Sequence[str], filter: Filter | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        offset = None
+        while True:
+            with self._client.translate():
+                records, offset = self._qc.scroll(
+                    self.name,
+                    scroll_filter=self._filter(filter),
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=list(fields),
+                    with_vectors=False,
+                )
+            for record in records:
+                yield str(record.id), dict(record.payload or {})
+            if offset is None:
+                return
 
     def finish(self) -> None:
         """The server builds its indexes in the background; writes were already awaited."""
