@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,10 +27,30 @@ MAX_SKIP_LINES = 20
 def index(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Folders of .txt/.md files, or .jsonl[.gz] corpora (BEIR layout)"),
+        typer.Argument(
+            help="Folders (.txt .md .rst .html .pdf found recursively), or files, including "
+            ".jsonl[.gz] .json .csv .tsv record files (BEIR corpora are .jsonl)"
+        ),
     ],
     collection: Collection = None,
     model: Model = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would change; touch nothing")
+    ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(help="Only files matching this glob (repeatable; gitignore syntax)"),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Leave out files matching this glob (repeatable)")
+    ] = None,
+    gitignore: Annotated[
+        bool, typer.Option("--gitignore/--no-gitignore", help="Honour .gitignore files")
+    ] = True,
+    id_field: Annotated[str, typer.Option(help="Record field (or column) with the id")] = "_id",
+    title_field: Annotated[str, typer.Option(help="Record field with the title")] = "title",
+    text_field: Annotated[str, typer.Option(help="Record field with the text")] = "text",
+    max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this many MiB")] = 64.0,
     chunk_size: Annotated[
         int | None,
         typer.Option(help="Tokens per chunk [default: the model's window]", show_default=False),
@@ -47,15 +67,14 @@ def index(
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
-    """Embed documents and store their vectors, one point per chunk.
+    """Embed new and changed documents, skip unchanged ones, delete removed ones.
 
-    Re-running on the same files overwrites their points instead of duplicating them.
+    Documents are compared by content hash with what the collection holds from the same
+    folders or files; an interrupted run resumes where it stopped when run again.
     """
-    from twinsearch.collections import recorded_model
-    from twinsearch.encoders import DEFAULT_MODEL
-    from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.indexer.pipeline import Indexer, IndexReport, open_collection
-    from twinsearch.indexer.sources import Corpus
+    from twinsearch.indexer.formats import Fields
+    from twinsearch.indexer.pipeline import IndexReport
+    from twinsearch.indexer.sources import Corpus, SourceOptions
 
     settings = settings_from(
         collection=collection,
@@ -67,36 +86,74 @@ def index(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    report = IndexReport()
-    corpus = Corpus(list(paths), on_skip=report.skip)  # a bad path fails before the model loads
-    with open_client(settings) as client:
-        store = client.collection(settings.collection)
-        name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
-        encoder = load_encoder(settings, name)
-        chunking = ChunkSettings(
-            window=min(settings.chunk_size or encoder.window, encoder.window),
-            overlap=settings.chunk_overlap,
-        )
-        store, bm25, docs = open_collection(client, settings.collection, encoder, chunking, corpus)
-        with index_progress() as show:
-            indexer = Indexer(
-                encoder,
-                store,
-                chunking,
-                bm25=bm25,
-                report=report,
-                batch_size=max(settings.batch_size * 4, 64),
-                on_progress=lambda report: show(corpus, report),
-            )
-            indexer.run(docs)
-    for where, why in report.skipped[:MAX_SKIP_LINES]:
-        err.print(f"warning: skipped {where}: {why}", markup=False)
-    if len(report.skipped) > MAX_SKIP_LINES:
-        err.print(f"warning: ... and {len(report.skipped) - MAX_SKIP_LINES} more skipped")
-    rate = report.chunks / report.seconds if report.seconds else 0.0
-    err.print(
-        f"indexed {report.documents} documents ({report.chunks} chunks) into "
-        f"{settings.collection!r} in {report.seconds:.1f} s, {rate:.1f} chunks/s"
-        + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
-        markup=False,
+    options = SourceOptions(
+        fields=Fields(id=id_field, title=title_field, text=text_field),
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        gitignore=gitignore,
+        max_bytes=int(max_file_mb * 2**20),
     )
+    report = IndexReport()
+    corpus = Corpus(list(paths), options, on_skip=report.skip)  # bad paths fail before any work
+    with open_client(settings) as client:
+        if dry_run:
+            _dry_run(client, settings.collection, corpus)
+        else:
+            _index(client, settings, corpus, report)
+    _print_skips(report.skipped)
+    if not dry_run:
+        changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
+        rate = report.chunks / report.seconds if report.seconds else 0.0
+        err.print(
+            f"indexed {report.documents} documents ({report.chunks} chunks) into "
+            f"{settings.collection!r} in {report.seconds:.1f} s, {rate:.1f} chunks/s; {changes}"
+            + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
+            markup=False,
+        )
+
+
+def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
+    from twinsearch.collections import recorded_model
+    from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.indexer.pipeline import Indexer, open_collection
+
+    store = client.collection(settings.collection)
+    name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
+    encoder = load_encoder(settings, name)
+    chunking = ChunkSettings(
+        window=min(settings.chunk_size or encoder.window, encoder.window),
+        overlap=settings.chunk_overlap,
+    )
+    store, bm25, docs = open_collection(client, settings.collection, encoder, chunking, corpus)
+    with index_progress() as show:
+        indexer = Indexer(
+            encoder,
+            store,
+            chunking,
+            bm25=bm25,
+            report=report,
+            batch_size=max(settings.batch_size * 4, 64),
+            on_progress=lambda report: show(corpus, report),
+        )
+        indexer.run(docs, scope=corpus)
+
+
+def _dry_run(client: Any, name: str, corpus: Any) -> None:
+    """Lines of ``CHANGE<TAB>DOC_ID`` on stdout; counts on stderr. Loads no model."""
+    from twinsearch.indexer.pipeline import plan
+
+    store = client.collection(name)
+    changes = plan(corpus, store if store.exists() else None, corpus)
+    for change, ids in changes.items():
+        for doc_id in ids:
+            print(f"{change.value}\t{doc_id}")
+    counts = ", ".join(f"{len(ids)} {change.value}" for change, ids in changes.items())
+    err.print(f"dry run, nothing changed: {counts}", markup=False)
+
+
+def _print_skips(skipped: list[tuple[str, str]]) -> None:
+    for where, why in skipped[:MAX_SKIP_LINES]:
+        err.print(f"warning: skipped {where}: {why}", markup=False)
+    if len(skipped) > MAX_SKIP_LINES:
+        err.print(f"warning: ... and {len(skipped) - MAX_SKIP_LINES} more skipped", markup=False)

@@ -20,10 +20,13 @@ from twinsearch.cli.common import (
 
 
 def _describe(store: Any) -> dict[str, Any]:
+    from twinsearch.stores import Match
+
     meta = store.metadata()
     encoder = meta.get("encoder", {})
     return {
         "name": store.name,
+        "documents": store.count([Match("chunk", 0)]),
         "chunks": store.count(),
         "model": encoder.get("name"),
         "fingerprint": encoder.get("fingerprint"),
@@ -67,7 +70,7 @@ def info(
         out.print("no collections yet; create one with `twinsearch index PATH`", markup=False)
     for c in collections:
         out.print(
-            f"{c['name']}: {c['chunks']} chunks, model {c['model']} "
+            f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks, model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
             f"{_chunking(c['chunking'])}, created {c['created']}",
             markup=False,

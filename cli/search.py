@@ -39,6 +39,16 @@ def search(
     collection: Collection = None,
     model: Model = None,
     mode: ModeOption = SearchMode.dense,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            help="Only documents whose field matches: KEY=VALUE, KEY>=VALUE, KEY<DATE, "
+            "KEY=A,B (fields: title, source, ext, modified, or a JSONL/CSV field; "
+            "repeatable, all must hold)",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
     data_dir: DataDir = None,
@@ -46,10 +56,12 @@ def search(
 ) -> None:
     """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
     from twinsearch.collections import open_for_search, recorded_model
+    from twinsearch.filters import parse_where
     from twinsearch.search import Searcher
 
     if not query.strip():
         raise typer.BadParameter("the query is empty; pass some words to search for")
+    conditions = parse_where(where or [])
     settings = settings_from(
         collection=collection,
         model=model,
@@ -61,7 +73,9 @@ def search(
         name = settings.model or recorded_model(client.collection(settings.collection))
         encoder = load_encoder(settings, name)
         store = open_for_search(client, settings.collection, encoder)
-        hits = Searcher.for_store(store, encoder).search(query, top_k, mode.value)  # type: ignore[arg-type]
+        hits = Searcher.for_store(store, encoder).search(
+            query, top_k, mode.value, conditions or None
+        )  # type: ignore[arg-type]
     if json_out:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return

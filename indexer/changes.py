@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from enum import Enum
 
 from twinsearch.stores import Store
@@ -97,11 +97,30 @@ def removed(
     )
 
 
-@dataclass
-class Plan:
-    """The dry run's answer: what a real run would do, document by document."""
+class Planner:
+    """Decides each document's change as documents stream past, then what was removed.
 
-    ids: dict[Change, list[str]] = field(default_factory=lambda: {c: [] for c in Change})
+    A document id met twice in one run is reported through ``on_skip`` the second time.
+    """
 
-    def counts(self) -> dict[str, int]:
-        return {change.value: len(ids) for change, ids in self.ids.items()}
+    def __init__(
+        self,
+        manifest: dict[str, StoredDoc],
+        on_skip: Callable[[str, str], None] = lambda where, why: None,
+    ) -> None:
+        self.manifest = manifest
+        self.on_skip = on_skip
+        self.seen: dict[str, str] = {}
+        self.ids: dict[Change, list[str]] = {c: [] for c in Change}
+
+    def visit(self, doc: Document) -> tuple[str, Change] | None:
+        if doc.doc_id in self.seen:
+            first = self.seen[doc.doc_id]
+            self.on_skip(doc.source, f"duplicate id {doc.doc_id!r} (first seen in {first})")
+            return None
+        self.seen[doc.doc_id] = doc.source
+        sha = content_sha(doc)
+        return sha, classify(doc, sha, self.manifest)
+
+    def gone(self, roots: Collection[str], unread: Collection[str]) -> list[str]:
+        return removed(self.manifest, self.seen, roots, unread)

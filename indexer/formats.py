@@ -132,8 +132,25 @@ def read_pdf(path: Path, data: bytes) -> Iterator[Parsed]:
     yield Parsed(text, str(meta_title).strip() or _first_line_title(text, path.stem))
 
 
+def _typed(cell: Any) -> Any:
+    """CSV cells are text; numbers among them become numbers, so that ranges work."""
+    if not isinstance(cell, str):
+        return cell
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
 def _record(
-    raw: Any, fields: Fields, path: Path, number: int, on_skip: Callable[[str, str], None]
+    raw: Any,
+    fields: Fields,
+    path: Path,
+    number: int,
+    on_skip: Callable[[str, str], None],
+    typed: bool = False,
 ) -> Parsed | None:
     where = f"{path}:{number}"
     if not isinstance(raw, dict):
@@ -146,6 +163,8 @@ def _record(
         return None
     key = raw.get(fields.id)
     extra = {k: v for k, v in raw.items() if k not in (fields.id, fields.title, fields.text)}
+    if typed:
+        extra = {k: _typed(v) for k, v in extra.items()}
     # Title-only records are still searchable: the title is their text.
     return Parsed(text or title, title, None if key in (None, "") else str(key), extra, number)
 
@@ -180,10 +199,13 @@ def read_records(
                 yield parsed
     else:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        reader = csv.DictReader(text, delimiter="\t" if suffix == ".tsv" else ",")
-        if reader.fieldnames is None or fields.text not in reader.fieldnames:
-            raise Skip(f'no "{fields.text}" column (set --text-field)')
-        for number, row in enumerate(reader, start=2):
-            parsed = _record(row, fields, path, number, on_skip)
-            if parsed:
-                yield parsed
+        try:
+            reader = csv.DictReader(text, delimiter="\t" if suffix == ".tsv" else ",")
+            if reader.fieldnames is None or fields.text not in reader.fieldnames:
+                raise Skip(f'no "{fields.text}" column (set --text-field)')
+            for number, row in enumerate(reader, start=2):
+                parsed = _record(row, fields, path, number, on_skip, typed=True)
+                if parsed:
+                    yield parsed
+        finally:
+            text.detach()  # the caller owns and closes the file

@@ -19,15 +19,7 @@ from typing import Any
 
 from twinsearch.collections import open_for_write
 from twinsearch.encoders import Encoder
-from twinsearch.indexer.changes import (
-    Change,
-    Plan,
-    StoredDoc,
-    classify,
-    content_sha,
-    load_manifest,
-    removed,
-)
+from twinsearch.indexer.changes import Change, Planner, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
@@ -51,8 +43,6 @@ class IndexReport:
     changes: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in Change})
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-    plan: Plan = field(default_factory=Plan)
-    """Every document's change, by id (filled on a dry run)."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
@@ -90,6 +80,19 @@ def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, 
     return payload
 
 
+def plan(
+    documents: Iterable[Document], store: Store | None, scope: Corpus
+) -> dict[Change, list[str]]:
+    """What indexing ``documents`` would do, without embedding or writing anything."""
+    planner = Planner(load_manifest(store) if store is not None else {}, scope.on_skip)
+    for doc in documents:
+        visited = planner.visit(doc)
+        if visited is not None:
+            planner.ids[visited[1]].append(doc.doc_id)
+    planner.ids[Change.removed] = planner.gone(scope.roots, scope.unread)
+    return planner.ids
+
+
 class Indexer:
     """Embeds what is new or changed, skips what is unchanged, deletes what is gone.
 
@@ -105,9 +108,7 @@ class Indexer:
         *,
         bm25: Bm25 | None = None,
         report: IndexReport | None = None,
-        manifest: dict[str, StoredDoc] | None = None,
         batch_size: int = 256,
-        dry_run: bool = False,
         on_progress: Callable[[IndexReport], None] = lambda report: None,
     ) -> None:
         self.encoder = encoder
@@ -115,13 +116,11 @@ class Indexer:
         self.chunking = chunking
         self.bm25 = bm25
         self.batch_size = batch_size
-        self.dry_run = dry_run
         self.on_progress = on_progress
         self.report = report or IndexReport()
-        self.manifest = manifest if manifest is not None else load_manifest(store)
+        self.planner = Planner(load_manifest(store), self.report.skip)
         self._pending: list[tuple[_Work, Chunk]] = []
         self._completed: list[_Work] = []
-        self._seen: dict[str, str] = {}
 
     def run(self, documents: Iterable[Document], scope: Corpus | None = None) -> IndexReport:
         """Index ``documents``; with ``scope``, also delete what its roots no longer hold."""
@@ -131,13 +130,11 @@ class Indexer:
             self.on_progress(self.report)
         self._flush()
         if scope is not None:
-            gone = removed(self.manifest, self._seen, scope.roots, scope.unread)
-            self._record(Change.removed, gone)
-            if not self.dry_run:
-                for start in range(0, len(gone), 256):
-                    self.store.delete([Match("doc_id", tuple(gone[start : start + 256]))])
-        if not self.dry_run:
-            self.store.finish()
+            gone = self.planner.gone(scope.roots, scope.unread)
+            self.report.changes[Change.removed.value] = len(gone)
+            for start in range(0, len(gone), 256):
+                self.store.delete([Match("doc_id", tuple(gone[start : start + 256]))])
+        self.store.finish()
         self.report.seconds = time.perf_counter() - started
         self.on_progress(self.report)
         return self.report
@@ -163,32 +160,22 @@ class Indexer:
             yield item  # type: ignore[misc]
 
     def _prepare(self, doc: Document) -> _Work | None:
-        if doc.doc_id in self._seen:
-            first = self._seen[doc.doc_id]
-            self.report.skip(doc.source, f"duplicate id {doc.doc_id!r} (first seen in {first})")
+        visited = self.planner.visit(doc)
+        if visited is None:
             return None
-        self._seen[doc.doc_id] = doc.source
-        sha = content_sha(doc)
-        change = classify(doc, sha, self.manifest)
+        sha, change = visited
         chunks: list[Chunk] = []
-        if change is not Change.unchanged and not self.dry_run:
+        if change is not Change.unchanged:
             chunks = list(chunk_document(doc, self.encoder.tokenizer, self.chunking))
             if not chunks:
                 self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
                 return None
         return _Work(doc, sha, change, chunks)
 
-    def _record(self, change: Change, ids: list[str]) -> None:
-        self.report.changes[change.value] += len(ids)
-        if self.dry_run:
-            self.report.plan.ids[change].extend(ids)
-
     def _take(self, work: _Work) -> None:
-        self._record(work.change, [work.doc.doc_id])
-        if self.dry_run:
-            return
+        self.report.changes[work.change.value] += 1
         if work.change is Change.unchanged:
-            if self.manifest[work.doc.doc_id].stale:
+            if self.planner.manifest[work.doc.doc_id].stale:
                 self._completed.append(work)  # only its leftover tail to delete
             return
         self._pending.extend((work, chunk) for chunk in work.chunks)
@@ -214,7 +201,7 @@ class Indexer:
             self.store.upsert(points)
             self.report.chunks += len(batch)
         for work in self._completed:
-            stored = self.manifest.get(work.doc.doc_id)
+            stored = self.planner.manifest.get(work.doc.doc_id)
             if stored is not None:
                 # Points beyond the new count belong to an older, longer version.
                 n_chunks = len(work.chunks) or stored.n_chunks

@@ -44,6 +44,8 @@ SCROLL_PAGE = 2048
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
+# HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
+_FILTERED_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF, acorn=qe.AcornSearchParams(enable=True))
 
 
 def _sparse(vector: SparseVector) -> Any:
@@ -60,9 +62,10 @@ def _vectors(point: Point) -> dict[str, Any]:
 def _condition(cond: Match | Range) -> Any:
     if isinstance(cond, Match):
         if isinstance(cond.value, tuple):
-            return qe.FieldCondition(key=cond.key, match=qe.MatchAny(list(cond.value)))
+            values: Any = list(cond.value)
+            return qe.FieldCondition(key=cond.key, match=qe.MatchAny(values))
         return qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.value))
-    bounds = {"gte": cond.gte, "gt": cond.gt, "lte": cond.lte, "lt": cond.lt}
+    bounds: dict[str, Any] = {"gte": cond.gte, "gt": cond.gt, "lte": cond.lte, "lt": cond.lt}
     kind = qe.RangeDateTime if cond.is_datetime else qe.RangeFloat
     return qe.FieldCondition(key=cond.key, range=kind(**bounds))
 
@@ -215,7 +218,8 @@ class EdgeStore:
         where = to_edge_filter(filter)
         queries: list[tuple[Any, Any]] = []
         if dense is not None:
-            queries.append((qe.Query.Nearest(list(map(float, dense)), using=DENSE), _DENSE_PARAMS))
+            params = _FILTERED_PARAMS if filter else _DENSE_PARAMS
+            queries.append((qe.Query.Nearest(list(map(float, dense)), using=DENSE), params))
         if sparse is not None:
             queries.append((qe.Query.Nearest(_sparse(sparse), using=SPARSE), None))
         if len(queries) == 1:

@@ -123,7 +123,11 @@ class ServerStore:
     ) -> list[ScoredPoint]:
         m = self._models
         where = self._filter(filter)
-        params = None if self._client.in_process else m.SearchParams(hnsw_ef=HNSW_EF)
+        params = None
+        if not self._client.in_process:
+            # HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
+            acorn = m.AcornSearchParams(enable=True) if filter else None
+            params = m.SearchParams(hnsw_ef=HNSW_EF, acorn=acorn)
         queries = []
         if dense is not None:
             queries.append(([float(x) for x in dense], DENSE, params))

@@ -1,0 +1,219 @@
+"""Re-running `twinsearch index` on a folder that changed: through the real CLI, with the
+hashing test encoder so the runs take milliseconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from twinsearch.cli.app import app
+from twinsearch.indexer.changes import load_manifest
+from twinsearch.indexer.pipeline import point_id
+from twinsearch.stores import Match, connect
+from twinsearch.types import Point
+
+runner = CliRunner()
+
+
+def cli(*args: str | Path, code: int = 0):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result
+
+
+def index(folder: Path, data: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return cli("index", folder, "--model", "hashing", "--data-dir", data, *extra)
+
+
+def summary(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    line = result.stderr.strip().splitlines()[-1]
+    counts = line.split("; ")[1].split(", ")
+    return {change: int(n) for n, change in (c.split(" ") for c in counts)}
+
+
+def ids(data: Path, query: str = "the", k: int = 50, *where: str) -> list[str]:
+    args = ["search", query, "-k", str(k), "--json", "--data-dir", data]
+    for w in where:
+        args += ["--where", w]
+    return sorted(hit["doc_id"] for hit in json.loads(cli(*args).stdout))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in {
+        "tides.md": "# Tides\n\nThe moon pulls the sea twice a day.",
+        "bread.md": "# Bread\n\nThe flour, the water, the salt. " + "Knead the dough. " * 200,
+        "bees.txt": "Bees\n\nThe bees dance to tell the hive about flowers.",
+        "chess.txt": "Chess\n\nThe queen's gambit offers the pawn.",
+    }.items():
+        (docs / name).write_text(text)
+    return docs
+
+
+def test_edit_add_delete_rename_and_touch(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = index(folder, data)
+    assert summary(first) == {"new": 4, "changed": 0, "unchanged": 0, "removed": 0}
+    chunks = json.loads(cli("info", "--json", "--data-dir", data).stdout)["collections"][0]
+    assert chunks["documents"] == 4 and chunks["chunks"] > 4
+
+    (folder / "tides.md").write_text("# Tides\n\nThe moon and the sun pull the sea.")  # edit
+    (folder / "bread.md").write_text("# Bread\n\nThe short version now.")  # edit, shrinks
+    (folder / "new.md").write_text("# New\n\nThe newest note.")  # add
+    (folder / "chess.txt").unlink()  # delete
+    (folder / "bees.txt").rename(folder / "insects.txt")  # rename
+    os.utime(folder / "tides.md")
+
+    dry = cli("index", folder, "--dry-run", "--data-dir", data)
+    assert sorted(dry.stdout.splitlines()) == [
+        "changed\tbread.md",
+        "changed\ttides.md",
+        "new\tinsects.txt",
+        "new\tnew.md",
+        "removed\tbees.txt",
+        "removed\tchess.txt",
+    ]
+    assert "dry run, nothing changed: 2 new, 2 changed, 0 unchanged, 2 removed" in dry.stderr
+    assert ids(data) == ["bees.txt", "bread.md", "chess.txt", "tides.md"]  # untouched
+
+    second = index(folder, data)
+    assert summary(second) == {"new": 2, "changed": 2, "unchanged": 0, "removed": 2}
+    assert ids(data) == ["bread.md", "insects.txt", "new.md", "tides.md"]
+    info = json.loads(cli("info", "--json", "--data-dir", data).stdout)["collections"][0]
+    assert (info["documents"], info["chunks"]) == (4, 4)  # bread.md lost its old tail
+
+    os.utime(folder / "new.md")  # touched, not edited
+    third = index(folder, data)
+    assert summary(third) == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0}
+    assert "indexed 0 documents (0 chunks)" in third.stderr
+
+
+def test_an_unreadable_file_keeps_its_earlier_version(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    index(folder, data)
+    (folder / "bees.txt").write_bytes(b"\x00 now binary")
+    result = index(folder, data)
+    assert "skipped" in result.stderr and summary(result)["removed"] == 0
+    assert "bees.txt" in ids(data)
+
+
+def test_other_roots_are_left_alone(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.md").write_text("# X\n\nThe other folder.")
+    index(folder, data)
+    index(other, data)
+    assert "x.md" in ids(data) and "tides.md" in ids(data)
+    (other / "x.md").unlink()
+    (other / "y.md").write_text("# Y\n\nThe replacement.")
+    assert summary(index(other, data)) == {"new": 1, "changed": 0, "unchanged": 0, "removed": 1}
+    assert ids(data) == ["bees.txt", "bread.md", "chess.txt", "tides.md", "y.md"]
+
+
+def test_a_left_over_tail_of_an_older_version_is_cleaned_up(tmp_path: Path) -> None:
+    """As a run killed between writing a shorter version and deleting the old tail leaves it."""
+    client = connect(data_dir=tmp_path / "data")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nThe only document.")
+    index(folder, tmp_path / "data")
+    store = client.collection("default")
+    [(pid, payload)] = list(store.scroll(["doc_id", "chunk", "n_chunks", "content_sha", "root"]))
+    tail = dict(payload, chunk=1, content_sha="older")
+    store.upsert([Point(point_id("a.md", 1), [1.0] + [0.0] * 255, tail)])
+    assert load_manifest(store)["a.md"].stale
+    client.close()
+    result = index(folder, tmp_path / "data")
+    assert summary(result)["unchanged"] == 1
+    client = connect(data_dir=tmp_path / "data")
+    assert client.collection("default").count([Match("doc_id", "a.md")]) == 1
+    client.close()
+
+
+def test_where_filters(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nThe apple.")
+    (folder / "b.txt").write_text("B\n\nThe banana.")
+    old = time.time() - 400 * 86400
+    os.utime(folder / "b.txt", (old, old))
+    (tmp_path / "papers.csv").write_text(
+        "_id,title,text,year,venue\n"
+        "p1,One,the first paper,2019,ACL\n"
+        "p2,Two,the second paper,2023,SIGIR\n"
+    )
+    data = tmp_path / "data"
+    index(folder, data)
+    index(tmp_path / "papers.csv", data)
+    assert ids(data) == ["a.md", "b.txt", "p1", "p2"]
+    assert ids(data, "the", 50, "ext=md") == ["a.md"]
+    assert ids(data, "the", 50, "ext=.csv") == ["p1", "p2"]
+    assert ids(data, "the", 50, "year>=2020") == ["p2"]
+    assert ids(data, "the", 50, "year<2020", "venue=ACL") == ["p1"]
+    assert ids(data, "the", 50, "venue=ACL,SIGIR") == ["p1", "p2"]
+    cutoff = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86400))
+    assert ids(data, "the", 50, f"modified<{cutoff}") == ["b.txt"]
+    assert ids(data, "the", 50, "title=One") == ["p1"]
+    bad = cli("search", "x", "--where", "year>>1", "--data-dir", data, code=1)
+    assert "--where 'year>>1': > needs a number or a date" in bad.stderr
+    bad = cli("search", "x", "--where", "year", "--data-dir", data, code=1)
+    assert "cannot read --where 'year': write KEY=VALUE" in bad.stderr
+
+
+def test_resume_after_kill_9(tmp_path: Path) -> None:
+    """A run killed mid-way loses nothing committed; the next one finishes the job without
+    duplicates and without embedding again what was already stored."""
+    corpus = tmp_path / "big.jsonl"
+    words = "the quick brown fox jumps over a lazy dog while rivers run to the sea".split()
+    with corpus.open("w") as fh:
+        for i in range(40_000):
+            text = " ".join(words[(i + j) % len(words)] for j in range(60)) + f" doc{i}"
+            fh.write(json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": text}) + "\n")
+    data = tmp_path / "data"
+    cmd = [
+        sys.executable,
+        "-m",
+        "twinsearch.cli",
+        "index",
+        str(corpus),
+        "--model",
+        "hashing",
+        "--data-dir",
+        str(data),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(data.glob("collections/default/shard/wal/*")):
+        time.sleep(0.1)
+    time.sleep(2.0)  # let some batches land
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = index(corpus, data)
+    counts = summary(resumed)
+    assert counts["unchanged"] > 0, "nothing had been committed before the kill"
+    assert counts["new"] + counts["changed"] + counts["unchanged"] == 40_000
+    assert counts["new"] > 0, "the first run finished before it was killed"
+    info = json.loads(cli("info", "--json", "--data-dir", data).stdout)["collections"][0]
+    assert info["documents"] == 40_000
+    again = index(corpus, data)
+    assert summary(again) == {"new": 0, "changed": 0, "unchanged": 40_000, "removed": 0}
+    fresh = cli("index", corpus, "--model", "hashing", "-c", "fresh", "--data-dir", data)
+    assert "into 'fresh'" in fresh.stderr
+    by_name = {
+        c["name"]: c
+        for c in json.loads(cli("info", "--json", "--data-dir", data).stdout)["collections"]
+    }
+    assert by_name["default"]["chunks"] == by_name["fresh"]["chunks"]  # no duplicates

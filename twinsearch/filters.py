@@ -1,0 +1,91 @@
+"""``--where`` expressions: ``key=value``, ``key>=value``, ``key<value`` and so on.
+
+Keys are the payload fields every chunk has (``doc_id``, ``title``, ``source``, ``root``,
+``ext``, ``modified``, ``chunk``) or a user field of the document (a JSONL key, a CSV column).
+Values are numbers, dates (``2026-01-31`` or a full RFC 3339 time), ``true``/``false``, or
+text; ``a,b,c`` after ``=`` matches any of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+
+from twinsearch.errors import ConfigError
+from twinsearch.stores import Condition, Match, Range
+
+BUILTIN = ("doc_id", "title", "source", "root", "ext", "modified", "chunk")
+_EXPR = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
+_OPS = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}
+
+
+def _key(name: str) -> str:
+    return name if name in BUILTIN or name.startswith("fields.") else f"fields.{name}"
+
+
+def _datetime(text: str) -> str | None:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _number(text: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
+
+
+def _value(text: str) -> str | int | bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    number = _number(text)
+    return int(number) if isinstance(number, int) else text
+
+
+def parse_where(expressions: Sequence[str]) -> list[Condition]:
+    """All expressions must hold. Bad syntax raises ``ConfigError`` naming the expression."""
+    conditions: list[Condition] = []
+    for expression in expressions:
+        found = _EXPR.match(expression)
+        if not found or not found.group(3):
+            raise ConfigError(
+                f"cannot read --where {expression!r}: write KEY=VALUE, KEY>=VALUE, KEY<VALUE "
+                "(dates as 2026-01-31), or KEY=A,B for any of several values"
+            )
+        name, op, raw = found.groups()
+        key = _key(name)
+        if op == "!=":
+            raise ConfigError(f"--where {expression!r}: '!=' is not supported; use = with a list")
+        if op == "=":
+            values = [_value(v.strip()) for v in raw.split(",")]
+            if key == "ext":
+                values = [v if str(v).startswith(".") else f".{v}" for v in map(str, values)]
+            if len(values) == 1:
+                conditions.append(Match(key, values[0]))
+            elif all(isinstance(v, str) for v in values) or all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values
+            ):
+                conditions.append(Match(key, tuple(values)))  # type: ignore[arg-type]
+            else:
+                raise ConfigError(f"--where {expression!r}: mix no numbers and words in a list")
+            continue
+        bound: float | str | None = _number(raw)
+        if bound is None:
+            bound = _datetime(raw)
+        if bound is None:
+            raise ConfigError(
+                f"--where {expression!r}: {op} needs a number or a date such as 2026-01-31"
+            )
+        conditions.append(Range(key, **{_OPS[op]: bound}))
+    return conditions
