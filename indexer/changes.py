@@ -110,15 +110,14 @@ class Planner:
     ) -> None:
         self.manifest = manifest
         self.on_skip = on_skip
-        self.seen: dict[str, str] = {}
+        self.seen: set[str] = set()  # ids only: memory per document stays small
         self.ids: dict[Change, list[str]] = {c: [] for c in Change}
 
     def visit(self, doc: Document) -> tuple[str, Change] | None:
         if doc.doc_id in self.seen:
-            first = self.seen[doc.doc_id]
-            self.on_skip(doc.source, f"duplicate id {doc.doc_id!r} (first seen in {first})")
+            self.on_skip(doc.source, f"duplicate id {doc.doc_id!r}: ids must be unique")
             return None
-        self.seen[doc.doc_id] = doc.source
+        self.seen.add(doc.doc_id)
         sha = content_sha(doc)
         return sha, classify(doc, sha, self.manifest)
 

@@ -38,6 +38,8 @@ SkipHandler = Callable[[str, str], None]
 """Called with (where, why) for each file or record that is skipped."""
 
 SUPPORTED = DOCUMENT_SUFFIXES + RECORD_SUFFIXES
+STREAMED_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".tsv")
+"""Read record by record, so their size is no limit; other files are read whole."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class SourceOptions:
     exclude: tuple[str, ...] = ()
     gitignore: bool = True
     max_bytes: int = 64 * 1024 * 1024
+    """Files read whole (documents, .json) larger than this are skipped."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,8 @@ class Corpus:
     def _read(self, source: _Source, start: int) -> Iterator[Document]:
         path = source.path
         size = _size(path)
-        if size > self.options.max_bytes:
+        streamed = suffix_of(path) in STREAMED_SUFFIXES
+        if size > self.options.max_bytes and not streamed:
             mib = self.options.max_bytes / 2**20
             raise Skip(f"too large ({size / 2**20:.1f} MiB > {mib:.0f} MiB)")
         suffix = suffix_of(path)

@@ -55,7 +55,7 @@ def test_duplicate_ids_in_one_run_are_skipped_and_counted(
     docs = [Document("same", "first text", source="a"), Document("same", "second", source="b")]
     store, report = _index(client, name, hashing, docs)
     assert report.documents == 1
-    assert report.skipped == [("b", "duplicate id 'same' (first seen in a)")]
+    assert report.skipped == [("b", "duplicate id 'same': ids must be unique")]
     [hit] = search(store, hashing, "first text", k=5)
     assert hit.snippet == "first text"
 

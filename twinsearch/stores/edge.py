@@ -41,6 +41,7 @@ METADATA_FILE = "collection.json"
 HNSW_MIN_POINTS = 20_000
 HNSW_EF = 128
 SCROLL_PAGE = 2048
+FLUSH_EVERY = 5000
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
@@ -88,6 +89,7 @@ class EdgeStore:
         self.name = check_name(name)
         self.folder = root / name
         self._shard: Any = None
+        self._unflushed = 0
 
     # -- lifecycle -----------------------------------------------------------------
     @contextmanager
@@ -200,6 +202,12 @@ class EdgeStore:
         batch = [qe.Point(p.id, _vectors(p), p.payload) for p in points]
         with self._translate():
             shard.update(qe.UpdateOperation.upsert_points(batch))
+            self._unflushed += len(batch)
+            if self._unflushed >= FLUSH_EVERY:
+                # Persisting segments lets the write-ahead log drop what it holds, which
+                # would otherwise grow in memory with everything written since opening.
+                shard.flush()
+                self._unflushed = 0
 
     def delete(self, filter: Filter) -> None:
         shard = self._open()

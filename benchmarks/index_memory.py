@@ -1,0 +1,110 @@
+"""Peak memory of indexing as the corpus grows: does the pipeline stream?
+
+    python benchmarks/index_memory.py [--sizes 10000 100000] [--model hashing:64]
+
+For each size a JSONL corpus of generated documents (one chunk each) is written once, then
+indexed in a fresh process, twice:
+
+- `store`: `twinsearch index` into a fresh embedded Qdrant collection, as a user runs it;
+- `pipeline`: the same reading, chunking, hashing, BM25 and encoding, with a store that
+  discards what it is given, to show the pipeline's own memory apart from the store's.
+
+Each process samples its resident memory every 20 ms and reports the peak, total (RSS,
+including mapped files) and anonymous (heap). The encoder defaults to the hashing test
+double, so the measurement is of the pipeline and the store, not of a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, threading, time
+peak = {"RssAnon": 0}
+def sample():
+    while True:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon"):
+                peak["RssAnon"] = max(peak["RssAnon"], int(line.split()[1]))
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+mode, corpus, data, model = sys.argv[1:5]
+if mode == "store":
+    from twinsearch.cli.app import app
+    app(["index", corpus, "--model", model, "--data-dir", data], standalone_mode=False)
+else:
+    from twinsearch.encoders import load_encoder
+    from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.indexer.pipeline import Indexer
+    from twinsearch.indexer.sources import Corpus
+    from twinsearch.sparse import Bm25
+
+    class Discard:
+        name = "discard"
+        def scroll(self, fields, filter=None): return iter(())
+        def upsert(self, points): pass
+        def delete(self, filter): pass
+        def finish(self): pass
+
+    encoder = load_encoder(model)
+    chunking = ChunkSettings(encoder.window, 32)
+    Indexer(encoder, Discard(), chunking, bm25=Bm25()).run(Corpus([corpus]))
+time.sleep(0.05)
+print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, **peak}))
+"""
+WORDS = (
+    "tide moon sea bread flour salt bee hive flower chess queen pawn volcano lava ash coffee "
+    "bean roast river delta sediment glacier ice valley forest canopy fungus root soil "
+    "protein enzyme cell membrane signal neuron synapse memory theorem proof lemma graph"
+).split()
+
+
+def write_corpus(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 50)))
+            fh.write(json.dumps({"_id": f"d{i}", "title": f"Document {i}", "text": text}) + "\n")
+
+
+def measure(mode: str, corpus: Path, data: Path, model: str) -> dict[str, float]:
+    cmd = [sys.executable, "-c", CHILD, mode, str(corpus), str(data), model]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"rss": peaks["rss"] / 1024, "anon": peaks["RssAnon"] / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--model", default="hashing:64")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            corpus = Path(tmp) / f"corpus-{n}.jsonl"
+            write_corpus(corpus, n)
+            for mode in ("pipeline", "store"):
+                peaks = measure(mode, corpus, Path(tmp) / f"data-{n}-{mode}", args.model)
+                rows.append((mode, n, peaks))
+    print(f"model {args.model}; peak resident memory in MiB (ratio to the smallest corpus)")
+    print(f"{'run':>9} {'documents':>10} {'RSS':>16} {'anonymous':>16}")
+    for mode, n, peaks in sorted(rows):
+        base = next(p for m, _, p in rows if m == mode)
+        rss = f"{peaks['rss']:.0f} ({peaks['rss'] / base['rss']:.2f}x)"
+        anon = f"{peaks['anon']:.0f} ({peaks['anon'] / base['anon']:.2f}x)"
+        print(f"{mode:>9} {n:>10} {rss:>16} {anon:>16}")
+
+
+if __name__ == "__main__":
+    main()
