@@ -1,33 +1,61 @@
 """twinsearch: semantic document search with twin text encoders and Qdrant.
 
-The public API is ``__all__``; heavy libraries load only when a model or server is used.
+The public API is ``__all__``. Names load on first use, so that importing a submodule (as
+the command line does) pays only for what it needs.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from twinsearch._version import __version__
-from twinsearch.collections import open_for_search, open_for_write
-from twinsearch.encoders import DEFAULT_MODEL, Encoder, HashingEncoder, load_encoder
-from twinsearch.errors import (
-    CollectionLocked,
-    CollectionNotFound,
-    ConfigError,
-    EncoderMismatch,
-    ModelError,
-    SourceError,
-    StoreError,
-    TwinsearchError,
-)
-from twinsearch.search import Searcher, retrieve, search
-from twinsearch.settings import Settings
-from twinsearch.stores import CollectionSpec, Match, Range, Store, connect
-from twinsearch.types import Chunk, Document, Hit, Point, ScoredPoint
+
+if TYPE_CHECKING:
+    from twinsearch.collections import open_for_search, open_for_write
+    from twinsearch.encoders import DEFAULT_MODEL, Encoder, HashingEncoder, load_encoder
+    from twinsearch.errors import (
+        CollectionLocked,
+        CollectionNotFound,
+        ConfigError,
+        EncoderMismatch,
+        ModelError,
+        SourceError,
+        StoreError,
+        TwinsearchError,
+    )
+    from twinsearch.search import Searcher, retrieve, search
+    from twinsearch.settings import Settings
+    from twinsearch.stores import CollectionSpec, Match, Range, Store, connect
+    from twinsearch.types import Chunk, Document, Hit, Point, ScoredPoint
+
+_HOMES = {
+    "twinsearch.collections": ["open_for_search", "open_for_write"],
+    "twinsearch.encoders": ["DEFAULT_MODEL", "Encoder", "HashingEncoder", "load_encoder"],
+    "twinsearch.errors": [
+        "CollectionLocked",
+        "CollectionNotFound",
+        "ConfigError",
+        "EncoderMismatch",
+        "ModelError",
+        "SourceError",
+        "StoreError",
+        "TwinsearchError",
+    ],
+    "twinsearch.search": ["Searcher", "retrieve", "search"],
+    "twinsearch.settings": ["Settings"],
+    "twinsearch.stores": ["CollectionSpec", "Match", "Range", "Store", "connect"],
+    "twinsearch.types": ["Chunk", "Document", "Hit", "Point", "ScoredPoint"],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
-    "DEFAULT_MODEL",
     "Chunk",
     "CollectionLocked",
     "CollectionNotFound",
     "CollectionSpec",
     "ConfigError",
+    "DEFAULT_MODEL",
     "Document",
     "Encoder",
     "EncoderMismatch",
@@ -52,3 +80,15 @@ __all__ = [
     "retrieve",
     "search",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME_OF:
+        raise AttributeError(f"module 'twinsearch' has no attribute {name!r}")
+    value = getattr(import_module(_HOME_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
