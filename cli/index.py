@@ -116,7 +116,7 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
     from twinsearch.collections import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.indexer.pipeline import Indexer, open_collection
+    from twinsearch.indexer.pipeline import index_corpus
 
     store = client.collection(settings.collection)
     name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
@@ -125,18 +125,17 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
         window=min(settings.chunk_size or encoder.window, encoder.window),
         overlap=settings.chunk_overlap,
     )
-    store, bm25, docs = open_collection(client, settings.collection, encoder, chunking, corpus)
     with index_progress() as show:
-        indexer = Indexer(
+        index_corpus(
+            client,
+            settings.collection,
             encoder,
-            store,
             chunking,
-            bm25=bm25,
-            report=report,
+            corpus,
+            report,
             batch_size=max(settings.batch_size * 4, 64),
-            on_progress=lambda report: show(corpus, report),
+            on_progress=show,
         )
-        indexer.run(docs, scope=corpus)
 
 
 def _dry_run(client: Any, name: str, corpus: Any) -> None:

@@ -239,6 +239,33 @@ def open_collection(
     return store, model, docs
 
 
+def index_corpus(
+    client: Client,
+    name: str,
+    encoder: Encoder,
+    chunking: ChunkSettings,
+    corpus: Corpus,
+    report: IndexReport,
+    *,
+    batch_size: int = 128,
+    on_progress: Callable[[Corpus, IndexReport], None] = lambda corpus, report: None,
+    **extra: Any,
+) -> Store:
+    """Bring collection ``name`` up to date with ``corpus``, creating it if needed."""
+    store, bm25, docs = open_collection(client, name, encoder, chunking, corpus, **extra)
+    indexer = Indexer(
+        encoder,
+        store,
+        chunking,
+        bm25=bm25,
+        report=report,
+        batch_size=batch_size,
+        on_progress=lambda report: on_progress(corpus, report),
+    )
+    indexer.run(docs, scope=corpus)
+    return store
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -276,18 +303,17 @@ def index_once(
         client.drop(name)
     report = IndexReport()
     corpus = Corpus([corpus_path], on_skip=report.skip)
-    store, bm25, docs = open_collection(
-        client, name, encoder, chunking, corpus, corpus_sha256=digest, complete=False
-    )
-    indexer = Indexer(
+    store = index_corpus(
+        client,
+        name,
         encoder,
-        store,
         chunking,
-        bm25=bm25,
-        report=report,
+        corpus,
+        report,
         batch_size=batch_size,
-        on_progress=lambda report: on_progress(corpus, report),
+        on_progress=on_progress,
+        corpus_sha256=digest,
+        complete=False,
     )
-    indexer.run(docs)
     store.update_metadata({"complete": True})
     return store, report
