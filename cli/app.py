@@ -10,6 +10,7 @@ from twinsearch.cli.eval import eval_
 from twinsearch.cli.index import index
 from twinsearch.cli.info import drop, info
 from twinsearch.cli.search import search
+from twinsearch.cli.shell import shell
 
 app = typer.Typer(
     name="twinsearch",
@@ -22,6 +23,7 @@ app.command()(index)
 app.command()(search)
 app.command()(info)
 app.command("eval")(eval_)
+app.command()(shell)
 app.command()(drop)
 
 

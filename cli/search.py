@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,15 +79,19 @@ def search(
     if json_out:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return
+    print_hits(out, hits)
+
+
+def print_hits(console: Any, hits: list[Any]) -> None:
     if not hits:
-        out.print("no results")
+        console.print("no results")
         return
     for hit in hits:
-        out.print(
+        console.print(
             f"{hit.rank:>3}. {hit.score:.3f}  {hit.doc_id}  [bold]{_escape(hit.title)}[/bold]"
         )
-        out.print(f"     {_escape(_one_line(hit.snippet))}")
-        out.print()
+        console.print(f"     {_escape(_one_line(hit.snippet))}")
+        console.print()
 
 
 def _escape(text: str) -> str:
