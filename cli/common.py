@@ -150,6 +150,53 @@ def open_client(settings: Settings) -> Iterator[Any]:
         client.close()
 
 
+def query_encoder(settings: Settings, store: Any) -> Any:
+    """The encoder to embed queries for ``store``: its model's ONNX export when there is
+    one (no torch to import: a quick start), else the model itself on torch."""
+    from twinsearch.collections import recorded_model
+    from twinsearch.encoders import onnx
+    from twinsearch.errors import ModelError
+
+    if settings.model:
+        return load_encoder(settings, settings.model)
+    name = recorded_model(store)
+    if name.startswith("hashing"):
+        return load_encoder(settings, name)
+    fingerprint = store.metadata()["encoder"]["fingerprint"]
+    try:
+        from twinsearch.cli.config import free_cores
+
+        return onnx.load(models_dir(settings), fingerprint, settings.threads or free_cores())
+    except ModelError as exc:
+        err.print(
+            f"note: {exc}; using torch, which starts slower "
+            "(`twinsearch index` on this collection creates the export)",
+            markup=False,
+        )
+        return load_encoder(settings, name)
+
+
+def export_query_encoder(settings: Settings, encoder: Any) -> None:
+    """Keep an ONNX export of ``encoder`` for quick searches; a failure costs only speed."""
+    from twinsearch.encoders import onnx
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+    from twinsearch.errors import ModelError
+
+    if not isinstance(encoder, SentenceTransformerEncoder):
+        return
+    if (onnx.folder_for(models_dir(settings), encoder.fingerprint) / onnx.CONFIG_FILE).exists():
+        return
+    try:
+        if onnx.export(encoder, models_dir(settings)) is None:
+            err.print("note: this model's architecture has no ONNX query path", markup=False)
+    except (ModelError, OSError, RuntimeError) as exc:
+        err.print(f"warning: no ONNX query encoder ({exc}); searches use torch", markup=False)
+
+
+def models_dir(settings: Settings) -> Path:
+    return settings.data_dir / "models"
+
+
 def load_encoder(settings: Settings, model: str) -> Any:
     from twinsearch.cli.config import free_cores
     from twinsearch.encoders import load_encoder as load

@@ -14,6 +14,7 @@ from twinsearch.cli.common import (
     QdrantUrl,
     err,
     errors_to_exit,
+    export_query_encoder,
     index_progress,
     load_encoder,
     open_client,
@@ -125,6 +126,7 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
         window=min(settings.chunk_size or encoder.window, encoder.window),
         overlap=settings.chunk_overlap,
     )
+    export_query_encoder(settings, encoder)
     with index_progress() as show:
         index_corpus(
             client,

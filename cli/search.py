@@ -16,9 +16,9 @@ from twinsearch.cli.common import (
     QdrantUrl,
     SearchMode,
     errors_to_exit,
-    load_encoder,
     open_client,
     out,
+    query_encoder,
     settings_from,
 )
 
@@ -55,7 +55,7 @@ def search(
     qdrant_url: QdrantUrl = None,
 ) -> None:
     """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
-    from twinsearch.collections import open_for_search, recorded_model
+    from twinsearch.collections import open_for_search
     from twinsearch.filters import parse_where
     from twinsearch.search import Searcher
 
@@ -70,8 +70,7 @@ def search(
         qdrant_url=qdrant_url,
     )
     with open_client(settings) as client:
-        name = settings.model or recorded_model(client.collection(settings.collection))
-        encoder = load_encoder(settings, name)
+        encoder = query_encoder(settings, client.collection(settings.collection))
         store = open_for_search(client, settings.collection, encoder)
         hits = Searcher.for_store(store, encoder).search(
             query, top_k, mode.value, conditions or None

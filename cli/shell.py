@@ -18,9 +18,9 @@ from twinsearch.cli.common import (
     SearchMode,
     err,
     errors_to_exit,
-    load_encoder,
     open_client,
     out,
+    query_encoder,
     settings_from,
 )
 
@@ -127,7 +127,7 @@ def shell(
 ) -> None:
     """Search interactively: the model and the collection stay loaded between queries."""
     from twinsearch.cli.search import print_hits
-    from twinsearch.collections import open_for_search, recorded_model
+    from twinsearch.collections import open_for_search
     from twinsearch.search import Searcher
 
     settings = settings_from(
@@ -138,8 +138,7 @@ def shell(
         qdrant_url=qdrant_url,
     )
     with open_client(settings) as client:
-        name = settings.model or recorded_model(client.collection(settings.collection))
-        encoder = load_encoder(settings, name)
+        encoder = query_encoder(settings, client.collection(settings.collection))
         searcher = Searcher.for_store(
             open_for_search(client, settings.collection, encoder), encoder
         )

@@ -263,3 +263,51 @@ def test_bm25_finds_only_documents_with_the_words(data: Path) -> None:
         run("search", "zooxanthellae", "--mode", "bm25", "--json", "--data-dir", data).stdout
     )
     assert [h["doc_id"] for h in hits] == ["science/coral-reefs.md"]
+
+
+def test_indexing_keeps_an_onnx_query_encoder_that_agrees_with_torch(
+    data: Path, real_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from twinsearch.encoders import onnx
+
+    exported = onnx.load(data / "models", real_encoder.fingerprint)
+    texts = ["how do tides work", "Gutenberg printing press 1450", "x", "long " * 300]
+    cosines = np.sum(exported.encode_queries(texts) * real_encoder.encode_queries(texts), axis=1)
+    assert cosines.min() >= 0.999
+    for query in ["rule of 72", "why do corals turn white", "volcanic ash and aircraft"]:
+        fast = json.loads(run("search", query, "--json", "--data-dir", data).stdout)
+        torch = run("search", query, "--json", "--model", "all-MiniLM-L6-v2", "--data-dir", data)
+        slow = json.loads(torch.stdout)
+        assert [h["doc_id"] for h in fast] == [h["doc_id"] for h in slow]
+        assert [h["score"] for h in fast] == pytest.approx([h["score"] for h in slow], abs=1e-3)
+
+
+def test_search_on_the_onnx_path_imports_no_torch(data: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        from twinsearch.cli.app import app
+        app(["search", "tides", "--json", "--data-dir", {str(data)!r}], standalone_mode=False)
+        print(sorted({{"torch", "sentence_transformers", "qdrant_client"}} & set(sys.modules)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "note:" not in out.stderr
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_missing_or_broken_export_falls_back_to_torch(
+    data: Path, tmp_path: Path, damage: str
+) -> None:
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    [export] = list((copy / "models").iterdir())
+    if damage == "missing":
+        shutil.rmtree(export)
+    else:
+        (export / "query.onnx").write_bytes(b"not a model")
+    result = run("search", "tides and the moon", "--json", "--data-dir", copy)
+    assert json.loads(result.stdout)[0]["doc_id"] == "science/ocean-tides.txt"
+    expected = "no ONNX export" if damage == "missing" else "broken ONNX export"
+    assert expected in result.stderr and "using torch" in result.stderr

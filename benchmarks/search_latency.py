@@ -1,0 +1,144 @@
+"""Search latency at 100k chunks: cold (a fresh `twinsearch search` process), warm (the
+model and collection kept open, as `twinsearch shell` does), and `twinsearch --help`.
+
+    python benchmarks/search_latency.py path/to/scifact [--copies 10] [--runs 5]
+
+The 100k-chunk collection is the dataset's chunked collection (built by `twinsearch eval`
+if missing, real all-MiniLM-L6-v2 vectors) copied --copies times under new ids, built once
+and reused. Warm latency is measured over every query of the test split; cold latency as
+the median of --runs processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+NAME = "latency-bench"
+
+
+def build(data_dir: Path, dataset: Path, copies: int) -> None:
+    from twinsearch.collections import open_for_write
+    from twinsearch.encoders import load_encoder
+    from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.indexer.pipeline import index_once
+    from twinsearch.sparse import Bm25Settings
+    from twinsearch.stores import connect
+    from twinsearch.types import Point, SparseVector
+
+    client = connect(data_dir=data_dir)
+    if client.collection(NAME).exists():
+        client.close()
+        return
+    encoder = load_encoder(threads=2)
+    chunking = ChunkSettings(encoder.window, 32)
+    corpus = next(dataset.glob("corpus.jsonl*"))
+    from twinsearch.cli.eval import _collection_name
+
+    # The collection `twinsearch eval` builds for this dataset, reused if it is there.
+    source_name = _collection_name(dataset, encoder.fingerprint, truncate=False)
+    source, _ = index_once(client, source_name, encoder, chunking, corpus)
+    meta = source.metadata()
+    shard = source._open()  # type: ignore[attr-defined]  # a benchmark may reach below
+    import qdrant_edge as qe
+
+    records, offset = [], None
+    while True:
+        page, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=2000, with_payload=True, with_vector=True)
+        )
+        records.extend(page)
+        if offset is None:
+            break
+    target, _ = open_for_write(
+        client, NAME, encoder, chunking.as_dict(), Bm25Settings.from_dict(meta["bm25"])
+    )
+    from twinsearch.indexer.pipeline import point_id
+
+    for copy in range(copies):
+        batch = []
+        for r in records:
+            payload = dict(r.payload, doc_id=f"{r.payload['doc_id']}#{copy}")
+            terms = r.vector.get("bm25")
+            sparse = SparseVector(list(terms.indices), list(terms.values)) if terms else None
+            pid = point_id(payload["doc_id"], payload["chunk"])
+            batch.append(Point(pid, r.vector["dense"], payload, sparse))
+            if len(batch) == 2000:
+                target.upsert(batch)
+                batch = []
+        target.upsert(batch)
+    target.finish()
+    print(f"built {NAME}: {target.count()} chunks", file=sys.stderr)
+    client.close()
+
+
+def cold(args: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(args, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "twinsearch-latency"
+    )
+    args = parser.parse_args()
+    build(args.data_dir, args.dataset, args.copies)
+
+    from twinsearch.collections import open_for_search
+    from twinsearch.encoders import load_encoder
+    from twinsearch.evaluate import load_dataset
+    from twinsearch.search import Searcher
+    from twinsearch.stores import connect
+
+    queries = list(load_dataset(args.dataset, "test", lambda p: set()).queries.values())
+    exe = [sys.executable, "-m", "twinsearch.cli"]
+    search = [*exe, "search", queries[0], "-c", NAME, "--data-dir", str(args.data_dir)]
+    cold_search = cold(search, args.runs)
+    cold_help = cold([*exe, "--help"], args.runs)
+
+    client = connect(data_dir=args.data_dir)
+    encoder = load_encoder(threads=2)
+    store = open_for_search(client, NAME, encoder)
+    searcher = Searcher.for_store(store, encoder)
+    chunks = store.count()
+    rows = []
+    for mode in ("dense", "hybrid"):
+        searcher.search(queries[0], 10, mode)  # type: ignore[arg-type]
+        warm = []
+        for query in queries:
+            started = time.perf_counter()
+            searcher.search(query, 10, mode)  # type: ignore[arg-type]
+            warm.append((time.perf_counter() - started) * 1000)
+        warm.sort()
+        rows.append((mode, warm[len(warm) // 2], warm[int(len(warm) * 0.99)]))
+    client.close()
+
+    print(f"{chunks} chunks, {len(queries)} queries, model {encoder.name}")
+    print(
+        f"cold `twinsearch search`: median {statistics.median(cold_search):.2f} s "
+        f"({', '.join(f'{t:.2f}' for t in cold_search)})"
+    )
+    print(f"cold `twinsearch --help`: median {statistics.median(cold_help):.2f} s")
+    for mode, p50, p99 in rows:
+        print(f"warm {mode:>6}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The query side of a sentence-transformers model as ONNX, run without torch.
+
+Importing torch and sentence-transformers costs seconds; onnxruntime and tokenizers load in
+a fraction of that, which is what makes a cold `twinsearch search` quick. The export is made
+from the loaded model, checked against it (cosine on sample texts) before it is kept, and
+kept beside the collections under the model's fingerprint.
+
+Only the plain architecture is exported: a transformer, mean or CLS pooling, and an
+optional normalisation. Anything else stays on torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinsearch.errors import ModelError
+
+MODEL_FILE = "query.onnx"
+CONFIG_FILE = "onnx.json"
+TOKENIZER_FILE = "tokenizer.json"
+MIN_COSINE = 0.999
+SAMPLES = [
+    "how do plants turn sunlight into sugar",
+    "When did the first humans land on the Moon?",
+    "TCP three-way handshake SYN ACK",
+    "a",
+    "Vaccines train the immune system by showing it a harmless piece of a pathogen, "
+    "such as an inactivated virus or messenger RNA, so that memory cells remain for years.",
+]
+
+
+def folder_for(models_dir: Path, fingerprint: str) -> Path:
+    return models_dir / fingerprint
+
+
+def _architecture(model: Any) -> dict[str, Any] | None:
+    """Pooling and normalisation, if the model is the plain kind this module can run."""
+    modules = list(model)
+    names = [type(m).__name__ for m in modules]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    pooling = modules[1].get_config_dict()
+    mode = pooling.get("pooling_mode")
+    if mode not in ("mean", "cls") or not pooling.get("include_prompt", True):
+        return None
+    return {"pooling": mode, "normalize": len(modules) == 3}
+
+
+def export(encoder: Any, models_dir: Path) -> Path | None:
+    """Export ``encoder``'s model (a ``SentenceTransformerEncoder``) unless it is there
+    already; None if its architecture is not one this module runs."""
+    target = folder_for(models_dir, encoder.fingerprint)
+    if (target / CONFIG_FILE).is_file():
+        return target
+    architecture = _architecture(encoder.model)
+    if architecture is None:
+        return None
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
+    try:
+        _export_into(staging, encoder, architecture)
+        if not target.exists():
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> None:
+    import torch
+
+    model = encoder.model
+    transformer = model[0].auto_model.eval()
+    sample = model.tokenizer(["hello", "a longer sample"], padding=True, return_tensors="pt")
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class Hidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *args: Any) -> Any:
+            return self.transformer(**dict(zip(inputs, args, strict=True))).last_hidden_state
+
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "hidden"]}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer advisories about the HF model's Python code
+        torch.onnx.export(
+            Hidden(),
+            tuple(sample[n] for n in inputs),
+            str(staging / MODEL_FILE),
+            input_names=inputs,
+            output_names=["hidden"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    (staging / TOKENIZER_FILE).write_text(model.tokenizer.backend_tokenizer.to_str())
+    config = {
+        "name": encoder.name,
+        "fingerprint": encoder.fingerprint,
+        "dim": encoder.dim,
+        "similarity": encoder.similarity,
+        "window": encoder.window,
+        "max_seq_length": int(model.max_seq_length),
+        "prompts": dict(model.prompts or {}),
+        "inputs": inputs,
+        **architecture,
+    }
+    onnx = OnnxEncoder(staging, config)
+    cosines = np.sum(onnx.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1)
+    config["min_cosine"] = float(cosines.min())
+    if config["min_cosine"] < MIN_COSINE:
+        raise ModelError(
+            f"the ONNX export of {encoder.name!r} disagrees with torch (cosine "
+            f"{config['min_cosine']:.4f} < {MIN_COSINE}); searches will use torch"
+        )
+    # Written last: an export without it is never used.
+    (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+
+class OnnxEncoder:
+    """The ``Encoder`` protocol over an exported model: onnxruntime and tokenizers only."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], threads: int | None = None) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.config = config
+        self.name = str(config["name"])
+        self.fingerprint = str(config["fingerprint"])
+        self.dim = int(config["dim"])
+        self.similarity = str(config["similarity"])
+        self.window = int(config["window"])
+        self._tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self._tok.no_padding()
+        self._tok.enable_truncation(int(config["max_seq_length"]))
+        spans = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        spans.no_truncation()
+        spans.no_padding()
+        self.tokenizer = _Spans(spans)
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _encode(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
+        encoded = self._tok.encode_batch([prompt + text for text in texts])
+        width = max(len(e.ids) for e in encoded)
+        ids = np.zeros((len(encoded), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = self._session.run(None, {n: feeds[n] for n in self.config["inputs"]})
+        if self.config["pooling"] == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        # Search wants unit vectors whatever the model's last module is.
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.config["prompts"].get("query", ""), texts)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.config["prompts"].get("document", ""), texts)
+
+
+class _Spans:
+    def __init__(self, tok: Any) -> None:
+        self._tok = tok
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return list(self._tok.encode(text, add_special_tokens=False).offsets)
+
+
+def load(models_dir: Path, fingerprint: str, threads: int | None = None) -> OnnxEncoder:
+    """The exported encoder for ``fingerprint``; ``ModelError`` saying why it cannot be used."""
+    folder = folder_for(models_dir, fingerprint)
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"no ONNX export in {folder}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"unreadable ONNX export in {folder}: {exc}") from None
+    if config.get("fingerprint") != fingerprint or config.get("min_cosine", 0) < MIN_COSINE:
+        raise ModelError(f"the ONNX export in {folder} does not match the model")
+    try:
+        return OnnxEncoder(folder, config, threads)
+    except Exception as exc:  # onnxruntime and tokenizers raise their own types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"broken ONNX export in {folder}: {first[:200]}") from None
