@@ -26,7 +26,7 @@ NAME = "latency-bench"
 
 def build(data_dir: Path, dataset: Path, copies: int) -> None:
     from twinsearch.collections import open_for_write
-    from twinsearch.encoders import load_encoder
+    from twinsearch.encoders import load_encoder, onnx
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_once
     from twinsearch.sparse import Bm25Settings
@@ -34,10 +34,11 @@ def build(data_dir: Path, dataset: Path, copies: int) -> None:
     from twinsearch.types import Point, SparseVector
 
     client = connect(data_dir=data_dir)
+    encoder = load_encoder(threads=2)
+    onnx.export(encoder, data_dir / "models")  # as `twinsearch index` does
     if client.collection(NAME).exists():
         client.close()
         return
-    encoder = load_encoder(threads=2)
     chunking = ChunkSettings(encoder.window, 32)
     corpus = next(dataset.glob("corpus.jsonl*"))
     from twinsearch.cli.eval import _collection_name
@@ -102,7 +103,7 @@ def main() -> None:
     build(args.data_dir, args.dataset, args.copies)
 
     from twinsearch.collections import open_for_search
-    from twinsearch.encoders import load_encoder
+    from twinsearch.encoders import DEFAULT_MODEL, load_encoder, onnx
     from twinsearch.evaluate import load_dataset
     from twinsearch.search import Searcher
     from twinsearch.stores import connect
@@ -110,34 +111,39 @@ def main() -> None:
     queries = list(load_dataset(args.dataset, "test", lambda p: set()).queries.values())
     exe = [sys.executable, "-m", "twinsearch.cli"]
     search = [*exe, "search", queries[0], "-c", NAME, "--data-dir", str(args.data_dir)]
-    cold_search = cold(search, args.runs)
-    cold_help = cold([*exe, "--help"], args.runs)
+    colds = {
+        "search, ONNX query encoder (default)": cold(search, args.runs),
+        "search, torch (naive: --model given)": cold([*search, "-m", DEFAULT_MODEL], args.runs),
+        "--help": cold([*exe, "--help"], args.runs),
+    }
 
     client = connect(data_dir=args.data_dir)
-    encoder = load_encoder(threads=2)
-    store = open_for_search(client, NAME, encoder)
-    searcher = Searcher.for_store(store, encoder)
+    torch_encoder = load_encoder(threads=2)
+    store = open_for_search(client, NAME, torch_encoder)
     chunks = store.count()
     rows = []
-    for mode in ("dense", "hybrid"):
-        searcher.search(queries[0], 10, mode)  # type: ignore[arg-type]
-        warm = []
-        for query in queries:
-            started = time.perf_counter()
-            searcher.search(query, 10, mode)  # type: ignore[arg-type]
-            warm.append((time.perf_counter() - started) * 1000)
-        warm.sort()
-        rows.append((mode, warm[len(warm) // 2], warm[int(len(warm) * 0.99)]))
+    for label, encoder in [
+        ("ONNX", onnx.load(args.data_dir / "models", torch_encoder.fingerprint, threads=2)),
+        ("torch", torch_encoder),
+    ]:
+        searcher = Searcher.for_store(store, encoder)
+        for mode in ("dense", "hybrid"):
+            searcher.search(queries[0], 10, mode)  # type: ignore[arg-type]
+            warm = []
+            for query in queries:
+                started = time.perf_counter()
+                searcher.search(query, 10, mode)  # type: ignore[arg-type]
+                warm.append((time.perf_counter() - started) * 1000)
+            warm.sort()
+            rows.append((label, mode, warm[len(warm) // 2], warm[int(len(warm) * 0.99)]))
     client.close()
 
-    print(f"{chunks} chunks, {len(queries)} queries, model {encoder.name}")
-    print(
-        f"cold `twinsearch search`: median {statistics.median(cold_search):.2f} s "
-        f"({', '.join(f'{t:.2f}' for t in cold_search)})"
-    )
-    print(f"cold `twinsearch --help`: median {statistics.median(cold_help):.2f} s")
-    for mode, p50, p99 in rows:
-        print(f"warm {mode:>6}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"{chunks} chunks, {len(queries)} queries, model {torch_encoder.name}")
+    for label, times in colds.items():
+        runs = ", ".join(f"{t:.2f}" for t in times)
+        print(f"cold {label:38}: median {statistics.median(times):.2f} s ({runs})")
+    for label, mode, p50, p99 in rows:
+        print(f"warm {label:>5} {mode:>6}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
 
 if __name__ == "__main__":

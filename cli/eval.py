@@ -19,6 +19,7 @@ from twinsearch.cli.common import (
     SearchMode,
     err,
     errors_to_exit,
+    export_query_encoder,
     index_progress,
     load_encoder,
     open_client,
@@ -85,6 +86,7 @@ def eval_(
     for warning in data.warnings:
         err.print(f"warning: {warning}", markup=False)
     encoder = load_encoder(settings, settings.model or DEFAULT_MODEL)
+    export_query_encoder(settings, encoder)
     chunking = ChunkSettings(encoder.window, settings.chunk_overlap, truncate=truncate)
     name = _collection_name(dataset, encoder.fingerprint, truncate)
     with open_client(settings) as client:
