@@ -122,11 +122,13 @@ def main() -> None:
     store = open_for_search(client, NAME, torch_encoder)
     chunks = store.count()
     rows = []
+    top10: dict[str, list[list[str]]] = {}
     for label, encoder in [
         ("ONNX", onnx.load(args.data_dir / "models", torch_encoder.fingerprint, threads=2)),
         ("torch", torch_encoder),
     ]:
         searcher = Searcher.for_store(store, encoder)
+        top10[label] = [[h.doc_id for h in hits] for hits in searcher.search_many(queries, 10)]
         for mode in ("dense", "hybrid"):
             searcher.search(queries[0], 10, mode)  # type: ignore[arg-type]
             warm = []
@@ -144,6 +146,8 @@ def main() -> None:
         print(f"cold {label:38}: median {statistics.median(times):.2f} s ({runs})")
     for label, mode, p50, p99 in rows:
         print(f"warm {label:>5} {mode:>6}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    same = sum(a == b for a, b in zip(top10["ONNX"], top10["torch"], strict=True))
+    print(f"ONNX and torch give the same top 10 (ids and order) for {same}/{len(queries)} queries")
 
 
 if __name__ == "__main__":
