@@ -150,6 +150,17 @@ def open_client(settings: Settings) -> Iterator[Any]:
         client.close()
 
 
+@contextmanager
+def open_searcher(settings: Settings) -> Iterator[Any]:
+    """The settings' collection, opened for queries with the encoder that fits it."""
+    from twinsearch.collections import open_for_search
+    from twinsearch.search import Searcher
+
+    with open_client(settings) as client:
+        encoder = query_encoder(settings, client.collection(settings.collection))
+        yield Searcher.for_store(open_for_search(client, settings.collection, encoder), encoder)
+
+
 def query_encoder(settings: Settings, store: Any) -> Any:
     """The encoder to embed queries for ``store``: its model's ONNX export when there is
     one (no torch to import: a quick start), else the model itself on torch."""

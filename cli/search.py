@@ -16,9 +16,8 @@ from twinsearch.cli.common import (
     QdrantUrl,
     SearchMode,
     errors_to_exit,
-    open_client,
+    open_searcher,
     out,
-    query_encoder,
     settings_from,
 )
 
@@ -55,9 +54,7 @@ def search(
     qdrant_url: QdrantUrl = None,
 ) -> None:
     """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
-    from twinsearch.collections import open_for_search
     from twinsearch.filters import parse_where
-    from twinsearch.search import Searcher
 
     if not query.strip():
         raise typer.BadParameter("the query is empty; pass some words to search for")
@@ -69,12 +66,8 @@ def search(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    with open_client(settings) as client:
-        encoder = query_encoder(settings, client.collection(settings.collection))
-        store = open_for_search(client, settings.collection, encoder)
-        hits = Searcher.for_store(store, encoder).search(
-            query, top_k, mode.value, conditions or None
-        )  # type: ignore[arg-type]
+    with open_searcher(settings) as searcher:
+        hits = searcher.search(query, top_k, mode.value, conditions or None)
     if json_out:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return

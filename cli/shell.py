@@ -18,9 +18,8 @@ from twinsearch.cli.common import (
     SearchMode,
     err,
     errors_to_exit,
-    open_client,
+    open_searcher,
     out,
-    query_encoder,
     settings_from,
 )
 
@@ -127,8 +126,6 @@ def shell(
 ) -> None:
     """Search interactively: the model and the collection stay loaded between queries."""
     from twinsearch.cli.search import print_hits
-    from twinsearch.collections import open_for_search
-    from twinsearch.search import Searcher
 
     settings = settings_from(
         collection=collection,
@@ -137,12 +134,9 @@ def shell(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    with open_client(settings) as client:
-        encoder = query_encoder(settings, client.collection(settings.collection))
-        searcher = Searcher.for_store(
-            open_for_search(client, settings.collection, encoder), encoder
-        )
-        searcher.search("warm up", 1, mode.value)  # type: ignore[arg-type]
-        err.print(f"collection {settings.collection!r}, model {encoder.name}. {HELP}", markup=False)
+    with open_searcher(settings) as searcher:
+        searcher.search("warm up", 1, mode.value)
+        name = searcher.encoder.name
+        err.print(f"collection {settings.collection!r}, model {name}. {HELP}", markup=False)
         session = Session(searcher, top_k, mode.value, lambda hits: print_hits(out, hits))
         session.run(_readline_input(settings.data_dir / "shell_history"))
