@@ -143,18 +143,18 @@ class EdgeStore:
         )
         with self._translate():
             self._shard = qe.EdgeShard.create(str(self._shard_path), config)
-            for field in spec.keyword_fields:
-                self._shard.update(
-                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
-                )
-            for field in spec.integer_fields:
-                self._shard.update(
-                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer)
-                )
-            for field in spec.datetime_fields:
-                self._shard.update(
-                    qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Datetime)
-                )
+            # On-disk (memory-mapped) payload indexes: in-memory ones are rebuilt at every
+            # open, which at 100k points more than doubled the time to open a collection.
+            indexes: list[tuple[str, Any]] = [
+                (f, qe.KeywordIndexParams(on_disk=True)) for f in spec.keyword_fields
+            ]
+            indexes += [
+                (f, qe.IntegerIndexParams(lookup=True, range=True, on_disk=True))
+                for f in spec.integer_fields
+            ]
+            indexes += [(f, qe.DatetimeIndexParams(on_disk=True)) for f in spec.datetime_fields]
+            for field, params in indexes:
+                self._shard.update(qe.UpdateOperation.create_field_index(field, params))
             self._shard.flush()
         # Written last: a collection without its metadata does not exist.
         _write_json_atomic(self.folder / METADATA_FILE, dict(spec.metadata))
