@@ -123,6 +123,7 @@ def main() -> None:
         print(f"{'published: ' + label:40} {value:>8.3f}")
 
     from twinsearch.evaluate import load_dataset
+    from twinsearch.stores.edge import HNSW_EF
 
     data = load_dataset(args.dataset, args.split, lambda path: set())
     for label, r in results[:2]:
@@ -130,7 +131,7 @@ def main() -> None:
             args.data_dir, r["collection"], list(data.queries.values()), args.model
         )
         print(
-            f"HNSW (ef {128}) vs exact top 10, {label}: recall@10 {check['recall@10']:.4f} "
+            f"HNSW (ef {HNSW_EF}) vs exact top 10, {label}: recall@10 {check['recall@10']:.4f} "
             f"over {check['points']} points ({check['indexed']} in the HNSW index)"
         )
 
