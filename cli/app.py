@@ -8,9 +8,10 @@ import typer
 from twinsearch._version import __version__
 from twinsearch.cli.eval import eval_
 from twinsearch.cli.index import index
-from twinsearch.cli.info import drop, info
+from twinsearch.cli.info import alias, drop, info
 from twinsearch.cli.search import search
 from twinsearch.cli.shell import shell
+from twinsearch.cli.train import compare, train
 
 app = typer.Typer(
     name="twinsearch",
@@ -24,7 +25,10 @@ app.command()(search)
 app.command()(info)
 app.command("eval")(eval_)
 app.command()(shell)
+app.command()(train)
+app.command()(compare)
 app.command()(drop)
+app.command()(alias)
 
 
 def _version(value: bool) -> None:

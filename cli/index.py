@@ -38,6 +38,14 @@ def index(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would change; touch nothing")
     ] = False,
+    reindex: Annotated[
+        bool,
+        typer.Option(
+            "--reindex",
+            help="With a --model other than the collection's: build a new collection with it, "
+            "then switch the name over once complete (see `twinsearch alias` to switch back)",
+        ),
+    ] = False,
     include: Annotated[
         list[str] | None,
         typer.Option(help="Only files matching this glob (repeatable; gitignore syntax)"),
@@ -100,7 +108,7 @@ def index(
         if dry_run:
             _dry_run(client, settings.collection, corpus)
         else:
-            _index(client, settings, corpus, report)
+            _index(client, settings, corpus, report, reindex)
     _print_skips(report.skipped)
     if not dry_run:
         changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
@@ -113,15 +121,31 @@ def index(
         )
 
 
-def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
+def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
     from twinsearch.collections import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_corpus
+    from twinsearch.stores.base import versioned_name
 
     store = client.collection(settings.collection)
     name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
     encoder = load_encoder(settings, name)
+    target = settings.collection
+    switch = (
+        reindex
+        and store.exists()
+        and store.metadata().get("encoder", {}).get("fingerprint") != encoder.fingerprint
+    )
+    if switch:
+        # Searches keep the current collection until the new one is complete; a killed
+        # run resumes into the same new collection.
+        target = versioned_name(settings.collection, encoder.fingerprint)
+        err.print(
+            f"re-indexing {settings.collection!r} with {encoder.name} into {target!r}; "
+            f"searches use {store.name!r} until it is complete",
+            markup=False,
+        )
     chunking = ChunkSettings(
         window=min(settings.chunk_size or encoder.window, encoder.window),
         overlap=settings.chunk_overlap,
@@ -130,13 +154,20 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any) -> None:
     with index_progress() as show:
         index_corpus(
             client,
-            settings.collection,
+            target,
             encoder,
             chunking,
             corpus,
             report,
             batch_size=max(settings.batch_size * 4, 64),
             on_progress=show,
+        )
+    if switch:
+        previous = client.switch_alias(settings.collection, target)
+        err.print(
+            f"{settings.collection!r} now searches {target!r}; switch back with: "
+            f"twinsearch alias {settings.collection} {previous}",
+            markup=False,
         )
 
 

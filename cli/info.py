@@ -55,15 +55,22 @@ def info(
     settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
     with open_client(settings) as client:
         collections = []
+        aliases = client.aliases()
         for name in client.collections():
-            store = client.collection(name)
+            store = client.collection(name, resolve=False)
             try:
-                collections.append(_describe(store))
+                described = _describe(store)
             finally:
                 store.close()
+            described["aliases"] = sorted(a for a, t in aliases.items() if t == name)
+            collections.append(described)
         location = client.location
     if json_out:
-        print(json.dumps({"location": location, "collections": collections}, indent=2))
+        print(
+            json.dumps(
+                {"location": location, "collections": collections, "aliases": aliases}, indent=2
+            )
+        )
         return
     out.print(f"data: {location}", markup=False)
     if not collections:
@@ -72,7 +79,8 @@ def info(
         out.print(
             f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks, model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
-            f"{_chunking(c['chunking'])}, created {c['created']}",
+            f"{_chunking(c['chunking'])}, created {c['created']}"
+            + (f"; searched as {', '.join(c['aliases'])}" if c["aliases"] else ""),
             markup=False,
         )
 
@@ -92,3 +100,26 @@ def drop(
             raise typer.Exit(1)
         client.drop(name)
     err.print(f"dropped {name!r} ({count} chunks)", markup=False)
+
+
+@errors_to_exit
+def alias(
+    name: Annotated[str | None, typer.Argument(help="The name searches use")] = None,
+    target: Annotated[
+        str | None, typer.Argument(help="The collection it should stand for from now on")
+    ] = None,
+    data_dir: DataDir = None,
+    qdrant_url: QdrantUrl = None,
+) -> None:
+    """Point a name at another collection in one step (e.g. back to the one before a
+    re-index); without arguments, list the names and what they stand for."""
+    settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
+    with open_client(settings) as client:
+        if name is None or target is None:
+            if name is not None:
+                raise typer.BadParameter("give both NAME and TARGET, or neither")
+            for alias_name, collection in sorted(client.aliases().items()):
+                print(f"{alias_name}\t{collection}")
+            return
+        previous = client.switch_alias(name, target)
+    err.print(f"{name!r} now searches {target!r} (was {previous!r})", markup=False)

@@ -200,3 +200,36 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     assert info["documents"] == info["chunks"] == total  # all there, none twice
     again = index(corpus, data)
     assert summary(again) == {"new": 0, "changed": 0, "unchanged": total, "removed": 0}
+
+
+def test_reindex_with_another_model_switches_only_when_complete(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"n{i}.txt").write_text(f"note {i} about tides and the moon")
+    data = tmp_path / "data"
+    index(folder, data)
+    info = json.loads(cli("info", "--json", "--data-dir", data).stdout)
+    [old] = info["collections"]
+    assert old["name"] == "default" and old["aliases"] == []
+
+    result = cli("index", folder, "--model", "hashing:32", "--reindex", "--data-dir", data)
+    assert "searches use 'default' until it is complete" in result.stderr
+    info = json.loads(cli("info", "--json", "--data-dir", data).stdout)
+    new = next(c for c in info["collections"] if c["name"] != "default")
+    assert new["name"].startswith("default__") and new["aliases"] == ["default"]
+    assert new["dim"] == 32 and new["documents"] == 3
+    # Searches now use the new model's collection, without being told the model.
+    hits = json.loads(cli("search", "tides", "--json", "--data-dir", data).stdout)
+    assert len(hits) == 3
+    cli("search", "tides", "--model", "hashing", "--data-dir", data, code=1)
+
+    # The old collection is kept whole, and one command switches back.
+    cli("alias", "default", "default", "--data-dir", data)
+    assert cli("alias", "--data-dir", data).stdout == ""
+    cli("search", "tides", "--model", "hashing", "--data-dir", data)
+    cli("alias", "default", new["name"], "--data-dir", data)
+    assert cli("alias", "--data-dir", data).stdout == f"default\t{new['name']}\n"
+    # Re-running the re-index with the same model changes nothing.
+    again = cli("index", folder, "--model", "hashing:32", "--reindex", "--data-dir", data)
+    assert "re-indexing" not in again.stderr and summary(again)["unchanged"] == 3

@@ -172,3 +172,26 @@ def test_match_any_and_datetime_ranges(store) -> None:  # type: ignore[no-untype
     assert (
         store.count([Range("modified", gt="2024-01-05T00:00:00Z", lte="2025-06-01T12:00:00Z")]) == 1
     )
+
+
+def test_an_alias_switches_in_one_step_and_can_be_switched_back(client: Client, name: str) -> None:
+    from twinsearch.stores.base import versioned_name
+
+    old, new = f"{name}-old", versioned_name(name, "0123456789abcdef")
+    assert new == f"{name}__0123456789ab"
+    for target, n in ((old, 3), (new, 5)):
+        s = client.collection(target)
+        s.create(CollectionSpec(dim=DIM, metadata={"encoder": {"name": target}}))
+        s.upsert(_points(n))
+    assert client.switch_alias(name, old) is None
+    assert client.collection(name).count() == 3
+    assert client.switch_alias(name, new) == old
+    assert client.aliases() == {name: new}
+    assert client.collection(name).metadata() == {"encoder": {"name": new}}
+    assert client.switch_alias(name, old) == new  # the way back
+    assert client.collection(name).count() == 3
+    with pytest.raises(CollectionNotFound):
+        client.switch_alias(name, f"{name}-missing")
+    client.drop(name)  # drops what the alias stands for, and the alias with it
+    assert old not in client.collections() and name not in client.aliases()
+    client.drop(new)

@@ -49,7 +49,7 @@ def check_encoder(store: Store, encoder: Encoder) -> dict[str, Any]:
             f"collection {store.name!r} was indexed with model {have.get('name')!r} "
             f"(fingerprint {str(have.get('fingerprint'))[:12]}), not with {encoder.name!r} "
             f"(fingerprint {encoder.fingerprint[:12]}); search it with --model "
-            f"{have.get('name')}, or index into another collection with --collection NAME"
+            f"{have.get('name')}; to rebuild it with the new model, index with --reindex"
         )
     return meta
 

@@ -62,6 +62,15 @@ class CollectionSpec:
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+VERSION_SEP = "__"
+
+
+def versioned_name(name: str, fingerprint: str) -> str:
+    """The collection a re-index of ``name`` with another model builds before the switch."""
+    base = name.split(VERSION_SEP)[0][: 64 - len(VERSION_SEP) - 12]
+    return f"{base}{VERSION_SEP}{fingerprint[:12]}"
+
+
 def check_name(name: str) -> str:
     if not COLLECTION_NAME.match(name) or ".." in name:
         raise ConfigError(
@@ -125,8 +134,18 @@ class Client(Protocol):
 
     def collections(self) -> list[str]: ...
 
-    def collection(self, name: str) -> Store: ...
+    def collection(self, name: str, resolve: bool = True) -> Store:
+        """The collection ``name``, or the one it is an alias of (unless ``resolve`` is off)."""
+        ...
 
     def drop(self, name: str) -> None: ...
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> the collection it stands for. ``collection(alias)`` opens the target."""
+        ...
+
+    def switch_alias(self, alias: str, target: str) -> str | None:
+        """Point ``alias`` at collection ``target`` in one step; the previous target."""
+        ...
 
     def close(self) -> None: ...

@@ -36,6 +36,7 @@ from twinsearch.stores.base import (
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
 METADATA_FILE = "collection.json"
+ALIASES_FILE = "aliases.json"
 # Below this many points an exact scan takes a few milliseconds, and building HNSW costs
 # more than it saves.
 HNSW_MIN_POINTS = 20_000
@@ -298,7 +299,9 @@ class EdgeClient:
             if COLLECTION_NAME.match(p.name) and EdgeStore(self.root, p.name).exists()
         )
 
-    def collection(self, name: str) -> EdgeStore:
+    def collection(self, name: str, resolve: bool = True) -> EdgeStore:
+        if resolve:
+            name = self.aliases().get(name, name)
         if name not in self._open:
             self._open[name] = EdgeStore(self.root, name)
         return self._open[name]
@@ -309,8 +312,33 @@ class EdgeClient:
             raise CollectionNotFound(store._not_found())
         store._open()  # refuses while another process holds it
         store.close()
+        aliases = {a: t for a, t in self.aliases().items() if t != store.name and a != name}
+        if aliases != self.aliases():
+            _write_json_atomic(self.root / ALIASES_FILE, aliases)
         shutil.rmtree(store.folder)
-        del self._open[name]
+        del self._open[store.name]
+
+    def aliases(self) -> dict[str, str]:
+        try:
+            return dict(json.loads((self.root / ALIASES_FILE).read_text()))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"unreadable {self.root / ALIASES_FILE}: {exc}") from None
+
+    def switch_alias(self, alias: str, target: str) -> str | None:
+        check_name(alias)
+        if not EdgeStore(self.root, check_name(target)).exists():
+            raise CollectionNotFound(EdgeStore(self.root, target)._not_found())
+        aliases = self.aliases()
+        previous = aliases.get(alias, alias if EdgeStore(self.root, alias).exists() else None)
+        if target == alias:
+            aliases.pop(alias, None)  # the collection of that name itself
+        else:
+            aliases[alias] = target
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.root / ALIASES_FILE, aliases)
+        return previous
 
     def close(self) -> None:
         for store in self._open.values():

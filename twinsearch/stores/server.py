@@ -216,15 +216,43 @@ class ServerClient:
         with self.translate():
             return sorted(c.name for c in self.qc.get_collections().collections)
 
-    def collection(self, name: str) -> ServerStore:
-        return ServerStore(self, name)
+    def collection(self, name: str, resolve: bool = True) -> ServerStore:
+        return ServerStore(self, self.aliases().get(name, name) if resolve else name)
+
+    def aliases(self) -> dict[str, str]:
+        with self.translate():
+            return {a.alias_name: a.collection_name for a in self.qc.get_aliases().aliases}
+
+    def switch_alias(self, alias: str, target: str) -> str | None:
+        m = self.models
+        check_name(alias)
+        if not self.collection(target).exists():
+            raise CollectionNotFound(self.collection(target)._not_found())
+        previous = self.aliases().get(alias)
+        if previous is None and alias in self.collections():
+            raise StoreError(
+                f"{alias!r} is a collection on {self.location}, so it cannot become an alias; "
+                f"search {target!r} by name, or drop {alias!r} first"
+            )
+        operations: list[Any] = []
+        if previous is not None:
+            operations.append(m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias)))
+        operations.append(
+            m.CreateAliasOperation(
+                create_alias=m.CreateAlias(collection_name=target, alias_name=alias)
+            )
+        )
+        with self.translate():
+            # One request: Qdrant applies the operations atomically.
+            self.qc.update_collection_aliases(change_aliases_operations=operations)
+        return previous
 
     def drop(self, name: str) -> None:
         store = self.collection(name)
         if not store.exists():
             raise CollectionNotFound(store._not_found())
         with self.translate():
-            self.qc.delete_collection(name)
+            self.qc.delete_collection(store.name)
 
     def close(self) -> None:
         with self.translate():

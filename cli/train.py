@@ -1,0 +1,321 @@
+"""`twinsearch train DATA -o OUTDIR` and `twinsearch compare A B`"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twinsearch.cli.common import JsonOut, Model, err, errors_to_exit, out
+from twinsearch.errors import ConfigError
+
+
+class Arch(str, Enum):
+    twin = "twin"
+    half_twin = "half-twin"
+
+
+class LossName(str, Enum):
+    mnrl = "mnrl"
+    contrastive = "contrastive"
+    online_contrastive = "online-contrastive"
+    triplet = "triplet"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Objective(str, Enum):
+    accuracy = "accuracy"
+    f1 = "f1"
+
+
+LABELS = {
+    "val_cosine_ndcg@10": "nDCG@10",
+    "val_cosine_mrr@10": "MRR@10",
+    "val_cosine_recall@100": "Recall@100",
+    "val_cosine_map@100": "MAP@100",
+    "val_cosine_accuracy@1": "Accuracy@1",
+    "val_accuracy": "accuracy",
+    "val_f1": "F1",
+}
+
+
+class _Bar:
+    """Training progress on stderr: a bar with the loss and the time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps, loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task: Any = None
+
+    def stage(self, text: str) -> None:
+        err.print(text, markup=False)
+
+    def start(self, total_steps: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("training", total=total_steps, loss="-")
+
+    def step(self, done: int, loss: float | None) -> None:
+        if self._task is not None:
+            shown = f"{loss:.4f}" if loss is not None else "-"
+            self._progress.update(self._task, completed=done, loss=shown)
+
+    def evaluated(self, metrics: dict[str, float]) -> None:
+        shown = [f"{LABELS[k[5:]]} {v:.4f}" for k, v in metrics.items() if k[5:] in LABELS]
+        if shown:
+            self._progress.console.print(
+                f"epoch {metrics.get('epoch', 0):.0f}: held-out " + ", ".join(shown),
+                markup=False,
+            )
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+@errors_to_exit
+def train(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Training data: JSONL/JSON/CSV/TSV of query/positive(/negative) or "
+            "text1/text2/label records, or a BEIR folder (see --split)"
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to save the trained model in")
+    ],
+    model: Model = None,
+    arch: Annotated[
+        Arch,
+        typer.Option(
+            help="twin: one shared encoder; half-twin: a shared trunk with a query head and "
+            "a document head"
+        ),
+    ] = Arch.twin,
+    untie: Annotated[
+        bool,
+        typer.Option("--untie", help="half-twin with fully separate query and document towers"),
+    ] = False,
+    loss: Annotated[
+        LossName,
+        typer.Option(
+            help="mnrl: in-batch negatives (InfoNCE, cached); contrastive / "
+            "online-contrastive: labelled pairs with a margin; triplet: anchor/positive/negative"
+        ),
+    ] = LossName.mnrl,
+    split: Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv of a BEIR folder")] = "train",
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Name a field: ROLE=NAME, ROLE one of query, positive, negative, text1, "
+            "text2, label (repeatable)",
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data")] = 3,
+    batch_size: Annotated[
+        int, typer.Option(min=2, help="Examples per step (in-batch negatives for mnrl)")
+    ] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=0, help="Learning rate")] = 6e-5,
+    window: Annotated[
+        int, typer.Option(min=8, help="Tokens per text while training (the model keeps its own)")
+    ] = 128,
+    hard_negatives: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Mine this many hard negatives per query from the corpus, skipping those "
+            "scoring within 5%% of the positive",
+        ),
+    ] = 0,
+    margin: Annotated[
+        float | None,
+        typer.Option(help="Margin of the contrastive and triplet losses [default: 0.5]"),
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(min=0, max=0.5, help="Share of the queries held out to evaluate on")
+    ] = 0.1,
+    eval_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="Evaluate on this BEIR folder's --eval-split instead of a held-out split"
+        ),
+    ] = None,
+    eval_split: Annotated[str, typer.Option(help="Split of the --eval folder")] = "dev",
+    calibrate: Annotated[
+        Objective,
+        typer.Option(help="What the same/different threshold of labelled pairs maximises"),
+    ] = Objective.accuracy,
+    precision: Annotated[
+        Precision,
+        typer.Option(help="auto: bf16 where the hardware runs it natively, else fp32"),
+    ] = Precision.auto,
+    seed: Annotated[int, typer.Option(help="Seed for the split, the batches and the weights")] = 12,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace what OUTPUT already holds")
+    ] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Fine-tune the encoder on your own pairs and measure the gain on held-out queries.
+
+    OUTPUT is a sentence-transformers model folder: index with `--model OUTPUT`.
+    """
+    from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.training import data as training_data
+
+    if untie and arch is not Arch.half_twin:
+        raise ConfigError("--untie goes with --arch half-twin")
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise ConfigError(f"{output} is not empty; choose another --output or pass --overwrite")
+    fields = training_data.parse_fields(field or [])
+    examples = training_data.read(data, fields=fields, split=split)
+    for reason, count in sorted(examples.skipped.items()):
+        err.print(f"warning: skipped {count} examples: {reason}", markup=False)
+    held_out = None
+    if eval_dir is not None:
+        held_out = training_data.read(eval_dir, split=eval_split)
+        train_set, val = examples, None
+    else:
+        train_set, val = training_data.holdout(examples, val_fraction, seed)
+    err.print(
+        f"{len(examples)} {examples.kind} from {data}: {len(train_set)} to train on, "
+        + (
+            f"{len(held_out)} to evaluate on from {eval_dir} ({eval_split})"
+            if held_out is not None
+            else f"{len(val) if val else 0} held out"
+        ),
+        markup=False,
+    )
+
+    from twinsearch.training.trainer import TrainConfig
+    from twinsearch.training.trainer import train as run_training
+
+    config = TrainConfig(
+        base=model or DEFAULT_MODEL,
+        arch=arch.value,  # type: ignore[arg-type]
+        untie=untie,
+        loss=loss.value,  # type: ignore[arg-type]
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        window=window,
+        margin=margin,
+        hard_negatives=hard_negatives,
+        seed=seed,
+        precision=precision.value,  # type: ignore[arg-type]
+        calibrate=calibrate.value,  # type: ignore[arg-type]
+    )
+    result = run_training(
+        train_set, val, output, config, eval_data=held_out, progress=None if json_out else _Bar()
+    )
+    if json_out:
+        summary = {
+            "output": str(result.output),
+            "before": result.before,
+            "after": result.after,
+            "threshold": result.threshold,
+            "train_examples": result.train_examples,
+            "held_out_examples": result.held_out_examples,
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "seconds": round(result.seconds, 1),
+            "examples_per_second": round(result.examples_per_second, 2),
+            "device": result.device,
+            "precision": result.precision,
+            "interrupted": result.interrupted,
+        }
+        print(json.dumps(summary, indent=2))
+        return
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    if result.after:
+        out.print(
+            f"held-out ({result.held_out_examples} examples)   base   fine-tuned", markup=False
+        )
+        for key, label in LABELS.items():
+            if key in result.after:
+                b, a = result.before.get(key, float("nan")), result.after[key]
+                out.print(f"  {label:<12} {b:>20.4f} {a:>12.4f}  ({a - b:+.4f})", markup=False)
+    if result.threshold is not None:
+        out.print(f"  same/different threshold: {result.threshold:.4f}", markup=False)
+    best = f"; best checkpoint at step {result.best_step}" if result.best_step else ""
+    out.print(
+        f"{result.steps} steps in {result.seconds:.0f} s ({result.examples_per_second:.1f} "
+        f"examples/s, {result.device} {result.precision}){best}; saved to {output}",
+        markup=False,
+    )
+    out.print(f"index with it: twinsearch index DOCS --model {output}", markup=False)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@errors_to_exit
+def compare(
+    text_a: Annotated[str, typer.Argument(metavar="TEXT_A", help="Encoded as a query")],
+    text_b: Annotated[str, typer.Argument(metavar="TEXT_B", help="Encoded as a document")],
+    model: Model = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Call the texts the same at or above this similarity [default: the one "
+            "`twinsearch train` calibrated for the model, if any]"
+        ),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """1:1 verification: how similar two texts are, and whether they count as the same."""
+    import numpy as np
+
+    from twinsearch.encoders import DEFAULT_MODEL, load_encoder, model_ref
+    from twinsearch.training.verify import stored_threshold
+
+    name = model or DEFAULT_MODEL
+    encoder = load_encoder(name)
+    similarity = float(
+        np.dot(encoder.encode_queries([text_a])[0], encoder.encode_documents([text_b])[0])
+    )
+    source = "--threshold"
+    if threshold is None and Path(model_ref(name)).is_dir():
+        threshold, source = stored_threshold(model_ref(name)), "calibrated"
+    same = None if threshold is None else similarity >= threshold
+    if json_out:
+        verdict = {"similarity": round(similarity, 6), "threshold": threshold, "same": same}
+        print(json.dumps(verdict))
+        return
+    if same is None:
+        out.print(f"similarity {similarity:.4f}", markup=False)
+        err.print(
+            "note: no threshold: pass --threshold, or train the model on labelled pairs "
+            "(text1, text2, label) to calibrate one",
+            markup=False,
+        )
+        return
+    word = "same" if same else "different"
+    out.print(
+        f"similarity {similarity:.4f}: {word} (threshold {threshold:.4f}, {source})", markup=False
+    )

