@@ -10,6 +10,7 @@ from twinsearch.cli.eval import eval_
 from twinsearch.cli.index import index
 from twinsearch.cli.info import alias, drop, info
 from twinsearch.cli.search import search
+from twinsearch.cli.serve import serve
 from twinsearch.cli.shell import shell
 from twinsearch.cli.train import compare, train
 
@@ -29,6 +30,7 @@ app.command()(train)
 app.command()(compare)
 app.command()(drop)
 app.command()(alias)
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

@@ -37,6 +37,23 @@ def _describe(store: Any) -> dict[str, Any]:
     }
 
 
+def describe_all(client: Any, close: bool = True) -> dict[str, Any]:
+    """Where the data lives, its collections and the aliases that name them; ``close``
+    releases each collection once described."""
+    collections = []
+    aliases = client.aliases()
+    for name in client.collections():
+        store = client.collection(name, resolve=False)
+        try:
+            described = _describe(store)
+        finally:
+            if close:
+                store.close()
+        described["aliases"] = sorted(a for a, t in aliases.items() if t == name)
+        collections.append(described)
+    return {"location": client.location, "collections": collections, "aliases": aliases}
+
+
 def _chunking(settings: dict[str, Any] | None) -> str:
     if not settings:
         return "chunking unknown"
@@ -54,25 +71,12 @@ def info(
     """Where the data lives, and each collection: chunks, model and its fingerprint."""
     settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
     with open_client(settings) as client:
-        collections = []
-        aliases = client.aliases()
-        for name in client.collections():
-            store = client.collection(name, resolve=False)
-            try:
-                described = _describe(store)
-            finally:
-                store.close()
-            described["aliases"] = sorted(a for a, t in aliases.items() if t == name)
-            collections.append(described)
-        location = client.location
+        described = describe_all(client)
     if json_out:
-        print(
-            json.dumps(
-                {"location": location, "collections": collections, "aliases": aliases}, indent=2
-            )
-        )
+        print(json.dumps(described, indent=2))
         return
-    out.print(f"data: {location}", markup=False)
+    collections = described["collections"]
+    out.print(f"data: {described['location']}", markup=False)
     if not collections:
         out.print("no collections yet; create one with `twinsearch index PATH`", markup=False)
     for c in collections:
