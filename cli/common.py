@@ -141,13 +141,29 @@ def open_client(settings: Settings) -> Iterator[Any]:
     from twinsearch.stores import connect
 
     if settings.qdrant_url:
-        client = connect(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+        client = connect(
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            server=server_options(settings),
+        )
     else:
         client = connect(data_dir=settings.data_dir)
     try:
         yield client
     finally:
         client.close()
+
+
+def server_options(settings: Settings) -> Any:
+    from twinsearch.stores import ServerOptions
+
+    return ServerOptions(
+        shards=settings.shards,
+        replicas=settings.replicas,
+        write_consistency=settings.write_consistency,
+        read_consistency=settings.read_consistency,
+        timeout=settings.timeout,
+    )
 
 
 @contextmanager

@@ -18,7 +18,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_INTS = {"chunk_size", "chunk_overlap", "batch_size", "threads"}
+_INTS = {
+    "chunk_size",
+    "chunk_overlap",
+    "batch_size",
+    "threads",
+    "shards",
+    "replicas",
+    "write_consistency",
+    "timeout",
+}
 
 
 def default_data_dir() -> Path:

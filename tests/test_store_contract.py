@@ -195,3 +195,16 @@ def test_an_alias_switches_in_one_step_and_can_be_switched_back(client: Client, 
     client.drop(name)  # drops what the alias stands for, and the alias with it
     assert old not in client.collections() and name not in client.aliases()
     client.drop(new)
+
+
+def test_points_reads_back_vectors_and_payloads(store) -> None:  # type: ignore[no-untyped-def]
+    written = _points(5)
+    first = written[0]
+    written[0] = Point(first.id, first.vector, first.payload, SparseVector([3, 9], [0.5, 2.0]))
+    store.upsert(written)
+    read = sorted((p for page in store.points() for p in page), key=lambda p: p.id)
+    assert [p.id for p in read] == [p.id for p in written]
+    for got, want in zip(read, written, strict=True):
+        assert np.allclose(got.vector, want.vector, atol=1e-6)
+        assert got.payload == want.payload
+    assert read[0].sparse == SparseVector([3, 9], [0.5, 2.0])

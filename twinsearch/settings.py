@@ -23,3 +23,14 @@ class Settings:
     threads: int | None = None
     """Torch threads; None: the cores that are free when the command starts."""
     device: str | None = None
+    # A Qdrant server's collections (ignored by the embedded store).
+    shards: int | None = None
+    """Shards of a new collection; None: 1 on one node, 2 per node on a cluster."""
+    replicas: int | None = None
+    """Copies of each shard; None: 1 on one node, 2 on a cluster."""
+    write_consistency: int | None = None
+    """Replicas that must acknowledge a write; None: 1."""
+    read_consistency: str | None = None
+    """Replicas a search asks: all, majority, quorum or a number; None: any one."""
+    timeout: int = 30
+    """Seconds to wait for the server on each request."""

@@ -11,6 +11,7 @@ from twinsearch.stores.base import (
     Filter,
     Match,
     Range,
+    ServerOptions,
     Store,
     check_name,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Filter",
     "Match",
     "Range",
+    "ServerOptions",
     "Store",
     "check_name",
     "connect",
@@ -29,7 +31,11 @@ __all__ = [
 
 
 def connect(
-    *, data_dir: str | Path | None = None, url: str | None = None, api_key: str | None = None
+    *,
+    data_dir: str | Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    server: ServerOptions | None = None,
 ) -> Client:
     """Exactly one of ``data_dir`` (embedded Qdrant Edge) or ``url`` (Qdrant server)."""
     if (data_dir is None) == (url is None):
@@ -37,7 +43,7 @@ def connect(
     if url is not None:
         from twinsearch.stores.server import ServerClient
 
-        return ServerClient(url, api_key=api_key)
+        return ServerClient(url, api_key=api_key, options=server or ServerOptions())
     from twinsearch.stores.edge import EdgeClient
 
     return EdgeClient(Path(data_dir))  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from twinsearch.errors import ConfigError
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
@@ -50,6 +52,27 @@ Filter = Sequence[Condition]
 
 
 @dataclass(frozen=True)
+class ServerOptions:
+    """How a Qdrant server spreads and guards a collection; None picks by cluster size."""
+
+    shards: int | None = None
+    replicas: int | None = None
+    write_consistency: int | None = None
+    read_consistency: str | None = None
+    timeout: int = 30
+    parallel: int = 4
+    """Upload batches in flight at once."""
+
+    def layout(self, nodes: int) -> tuple[int, int, int]:
+        """(shards, replicas, write consistency) for a cluster of ``nodes``: on one node a
+        single shard; on several, two shards per node (room to rebalance onto new nodes)
+        and two copies of each, so one node can fail without losing data or searches."""
+        shards = self.shards or (1 if nodes <= 1 else 2 * nodes)
+        replicas = self.replicas or (1 if nodes <= 1 else 2)
+        return shards, min(replicas, max(nodes, 1)), self.write_consistency or 1
+
+
+@dataclass(frozen=True)
 class CollectionSpec:
     dim: int
     metadata: Mapping[str, Any]
@@ -69,6 +92,17 @@ def versioned_name(name: str, fingerprint: str) -> str:
     """The collection a re-index of ``name`` with another model builds before the switch."""
     base = name.split(VERSION_SEP)[0][: 64 - len(VERSION_SEP) - 12]
     return f"{base}{VERSION_SEP}{fingerprint[:12]}"
+
+
+def to_point(id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None) -> Point:
+    """A point read back from either engine: named dense and sparse vectors."""
+    sparse = vectors.get(SPARSE)
+    return Point(
+        str(id),
+        np.asarray(vectors[DENSE], dtype=np.float32),
+        dict(payload or {}),
+        SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+    )
 
 
 def check_name(name: str) -> str:
@@ -108,9 +142,11 @@ class Store(Protocol):
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
+        exact: bool = False,
     ) -> list[ScoredPoint]:
         """The ``k`` nearest points by the dense vector, by BM25 terms, or by both fused
-        with reciprocal rank fusion; at least one of ``dense`` and ``sparse``."""
+        with reciprocal rank fusion; at least one of ``dense`` and ``sparse``. ``exact``
+        scans every dense vector instead of walking the HNSW graph."""
         ...
 
     def count(self, filter: Filter | None = None) -> int: ...
@@ -119,6 +155,10 @@ class Store(Protocol):
         self, fields: Sequence[str], filter: Filter | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every point (matching ``filter``): its id and the named payload fields."""
+        ...
+
+    def points(self) -> Iterator[list[Point]]:
+        """Every point, vectors and whole payload included, a page at a time."""
         ...
 
     def finish(self) -> None:

@@ -32,6 +32,7 @@ from twinsearch.stores.base import (
     Match,
     Range,
     check_name,
+    to_point,
 )
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
@@ -46,6 +47,7 @@ FLUSH_EVERY = 5000
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
+_EXACT = qe.SearchParams(exact=True)
 # HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
 _FILTERED_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF, acorn=qe.AcornSearchParams(enable=True))
 
@@ -222,12 +224,13 @@ class EdgeStore:
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
+        exact: bool = False,
     ) -> list[ScoredPoint]:
         shard = self._open()
         where = to_edge_filter(filter)
         queries: list[tuple[Any, Any]] = []
         if dense is not None:
-            params = _FILTERED_PARAMS if filter else _DENSE_PARAMS
+            params = _EXACT if exact else _FILTERED_PARAMS if filter else _DENSE_PARAMS
             queries.append((qe.Query.Nearest(list(map(float, dense)), using=DENSE), params))
         if sparse is not None:
             queries.append((qe.Query.Nearest(_sparse(sparse), using=SPARSE), None))
@@ -271,6 +274,19 @@ class EdgeStore:
                 records, offset = shard.scroll(request)
             for record in records:
                 yield str(record.id), dict(record.payload or {})
+            if offset is None:
+                return
+
+    def points(self) -> Iterator[list[Point]]:
+        shard = self._open()
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=True, with_vector=True
+            )
+            with self._translate():
+                records, offset = shard.scroll(request)
+            yield [to_point(r.id, r.vector, r.payload) for r in records]
             if offset is None:
                 return
 

@@ -6,11 +6,13 @@ contract tests use it as a stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from twinsearch.errors import CollectionNotFound, StoreError
+from twinsearch.errors import CollectionNotFound, ConfigError, StoreError
 from twinsearch.stores.base import (
     DENSE,
     RRF_K,
@@ -19,12 +21,41 @@ from twinsearch.stores.base import (
     Filter,
     Match,
     Range,
+    ServerOptions,
     check_name,
+    to_point,
 )
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
 HNSW_EF = 128
 SCROLL_PAGE = 2048
+UPLOAD_BATCH = 256
+RETRIES = 5
+RETRY_FIRST_DELAY = 0.5
+T = TypeVar("T")
+
+
+def _transient(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        return int(status) in (429, 500, 502, 503, 504)
+    transient_names = ("ResponseHandlingException", "ConnectError", "Timeout", "ProtocolError")
+    return isinstance(exc, ConnectionError | TimeoutError) or any(
+        name in type(exc).__name__ for name in transient_names
+    )
+
+
+def _consistency(models: Any, value: str | None) -> Any:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    kinds = {k.value: k for k in models.ReadConsistencyType}
+    if value not in kinds:
+        raise ConfigError(
+            f"read_consistency {value!r}: use {', '.join(sorted(kinds))} or a number of replicas"
+        )
+    return kinds[value]
 
 
 class ServerStore:
@@ -62,12 +93,30 @@ class ServerStore:
 
     def create(self, spec: CollectionSpec) -> None:
         m = self._models
+        if self._client.in_process:
+            layout: dict[str, Any] = {}
+        else:
+            shards, replicas, writes = self._client.options.layout(self._client.nodes())
+            layout = {
+                "shard_number": shards,
+                "replication_factor": replicas,
+                "write_consistency_factor": writes,
+            }
         with self._client.translate():
             self._qc.create_collection(
                 self.name,
-                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+                # Vectors on disk, memory-mapped: the OS page cache keeps what searches use.
+                vectors_config={
+                    DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE, on_disk=True)
+                },
+                sparse_vectors_config={
+                    SPARSE: m.SparseVectorParams(
+                        modifier=m.Modifier.IDF, index=m.SparseIndexParams(on_disk=True)
+                    )
+                },
+                on_disk_payload=True,
                 metadata=dict(spec.metadata),
+                **layout,
             )
             if self._client.in_process:
                 return  # its exact scan has no use for payload indexes, and says so
@@ -89,12 +138,30 @@ class ServerStore:
             self._qc.update_collection(self.name, metadata={**self.metadata(), **changes})
 
     def upsert(self, points: Sequence[Point]) -> None:
+        """Write in batches of ``UPLOAD_BATCH``, ``options.parallel`` at a time, each retried
+        with backoff while the server is unreachable or overloaded. Point ids are stable,
+        so a batch written twice is written once."""
         if not points:
             return
         m = self._models
-        batch = [m.PointStruct(id=p.id, vector=self._vectors(p), payload=p.payload) for p in points]
+        structs = [
+            m.PointStruct(id=p.id, vector=self._vectors(p), payload=p.payload) for p in points
+        ]
+        batches = [structs[i : i + UPLOAD_BATCH] for i in range(0, len(structs), UPLOAD_BATCH)]
+
+        def send(batch: list[Any]) -> None:
+            self._client.retrying(lambda: self._qc.upsert(self.name, points=batch, wait=True))
+
         with self._client.translate():
-            self._qc.upsert(self.name, points=batch, wait=True)
+            # qdrant-client's in-process engine takes one writer at a time.
+            serial = self._client.in_process or self._client.options.parallel <= 1
+            if len(batches) == 1 or serial:
+                for batch in batches:
+                    send(batch)
+                return
+            with ThreadPoolExecutor(self._client.options.parallel) as pool:
+                for done in [pool.submit(send, batch) for batch in batches]:
+                    done.result()
 
     def delete(self, filter: Filter) -> None:
         with self._client.translate():
@@ -120,11 +187,16 @@ class ServerStore:
         dense: Sequence[float] | None = None,
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
+        exact: bool = False,
     ) -> list[ScoredPoint]:
         m = self._models
         where = self._filter(filter)
         params = None
-        if not self._client.in_process:
+        if self._client.in_process:
+            pass  # it always scans exactly, and warns about any search parameters
+        elif exact:
+            params = m.SearchParams(exact=True)
+        else:
             # HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
             acorn = m.AcornSearchParams(enable=True) if filter else None
             params = m.SearchParams(hnsw_ef=HNSW_EF, acorn=acorn)
@@ -146,7 +218,12 @@ class ServerStore:
             }
         with self._client.translate():
             found = self._qc.query_points(
-                self.name, limit=k, query_filter=where, with_payload=True, **request
+                self.name,
+                limit=k,
+                query_filter=where,
+                with_payload=True,
+                consistency=self._client.read_consistency,
+                **request,
             ).points
         return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
@@ -175,6 +252,21 @@ class ServerStore:
             if offset is None:
                 return
 
+    def points(self) -> Iterator[list[Point]]:
+        offset = None
+        while True:
+            with self._client.translate():
+                records, offset = self._qc.scroll(
+                    self.name,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+            yield [to_point(r.id, r.vector, r.payload) for r in records]  # type: ignore[arg-type]
+            if offset is None:
+                return
+
     def finish(self) -> None:
         """The server builds its indexes in the background; writes were already awaited."""
 
@@ -183,19 +275,37 @@ class ServerStore:
 
 
 class ServerClient:
-    def __init__(self, url: str, api_key: str | None = None, timeout: int = 30) -> None:
+    def __init__(
+        self, url: str, api_key: str | None = None, options: ServerOptions | None = None
+    ) -> None:
         from qdrant_client import QdrantClient, models
 
         self.models = models
         self.location = url
         self.in_process = url == ":memory:"
+        self.options = options or ServerOptions()
+        self.read_consistency = _consistency(models, self.options.read_consistency)
         try:
             if url == ":memory:":
                 self.qc = QdrantClient(location=":memory:")
             else:
-                self.qc = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+                self.qc = QdrantClient(url=url, api_key=api_key, timeout=self.options.timeout)
         except Exception as exc:
             raise StoreError(f"bad Qdrant URL {url!r}: {exc}") from exc
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, tried again after 0.5, 1, 2, 4 and 8 s while the failure is one a
+        restarting or overloaded server gives."""
+        delay = RETRY_FIRST_DELAY
+        for attempt in range(RETRIES + 1):
+            try:
+                return call()
+            except Exception as exc:
+                if attempt == RETRIES or not _transient(exc):
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
     @contextmanager
     def translate(self) -> Iterator[None]:
@@ -211,6 +321,13 @@ class ServerClient:
                     "(`docker compose up -d`) or check --qdrant-url"
                 ) from exc
             raise StoreError(f"Qdrant at {self.location} failed: {text[:300]}") from exc
+
+    def nodes(self) -> int:
+        """Peers in the server's cluster; 1 when it runs alone."""
+        with self.translate():
+            status = self.qc.cluster_status()
+        peers = getattr(status, "peers", None)
+        return len(peers) if peers else 1
 
     def collections(self) -> list[str]:
         with self.translate():

@@ -1,0 +1,77 @@
+"""`twinsearch migrate --to URL`"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from twinsearch.cli.common import (
+    Collection,
+    DataDir,
+    err,
+    errors_to_exit,
+    open_client,
+    server_options,
+    settings_from,
+)
+
+
+@errors_to_exit
+def migrate(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="URL of the Qdrant server to copy to (API key from TWINSEARCH_QDRANT_API_KEY)",
+        ),
+    ],
+    collection: Collection = None,
+    new_name: Annotated[
+        str | None, typer.Option("--as", help="Name on the server [default: the same]")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Copy a collection from the embedded store to a Qdrant server: vectors, payloads and
+    metadata; then check the point counts and the top-10 of sample queries match.
+
+    Run it again to finish a copy that was interrupted. Afterwards, use the server with
+    --qdrant-url URL (or TWINSEARCH_QDRANT_URL).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from twinsearch.migrate import migrate as copy
+    from twinsearch.stores import connect
+
+    settings = settings_from(collection=collection, data_dir=data_dir)
+    name = new_name or settings.collection
+    target = connect(url=to, api_key=settings.qdrant_api_key, server=server_options(settings))
+    progress = Progress(
+        TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
+        console=err, transient=True,
+    )  # fmt: skip
+    try:
+        with open_client(settings) as source, progress:
+            task = progress.add_task("copying", total=None)
+            report = copy(
+                source.collection(settings.collection),
+                target,
+                name,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        target.close()
+    err.print(
+        f"copied {report.copied} points of {settings.collection!r} to {name!r} on {to} in "
+        f"{report.seconds:.1f} s; the server holds {report.target_points} of "
+        f"{report.source_points}; top-{10} identical for {report.identical} of "
+        f"{report.queries} sample queries",
+        markup=False,
+    )
+    if not report.verified:
+        err.print(
+            "error: the copy differs from the original; run the migration again "
+            f"(first differing query: point {report.differing[:1]})",
+            markup=False,
+        )
+        raise typer.Exit(1)

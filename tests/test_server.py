@@ -1,0 +1,112 @@
+"""What only the server backend does: cluster layout, retries, parallel uploads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from twinsearch.errors import ConfigError, StoreError
+from twinsearch.stores import CollectionSpec, ServerOptions, connect
+from twinsearch.stores.server import ServerClient
+from twinsearch.types import Point
+
+
+def test_layout_defaults_for_one_node_and_for_a_cluster() -> None:
+    assert ServerOptions().layout(1) == (1, 1, 1)
+    assert ServerOptions().layout(3) == (6, 2, 1)
+    assert ServerOptions(shards=4, replicas=3, write_consistency=2).layout(3) == (4, 3, 2)
+    assert ServerOptions(replicas=3).layout(1) == (1, 1, 1)  # no more copies than nodes
+
+
+def test_read_consistency_is_checked() -> None:
+    assert ServerClient(":memory:", options=ServerOptions(read_consistency="majority"))
+    assert ServerClient(":memory:", options=ServerOptions(read_consistency="2"))
+    with pytest.raises(ConfigError, match="majority"):
+        ServerClient(":memory:", options=ServerOptions(read_consistency="most"))
+
+
+class Flaky:
+    """Stands between the store and qdrant-client: the first ``failures`` calls fail the
+    way a restarting server fails."""
+
+    def __init__(self, real, failures: int) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.failures, self.calls = real, failures, 0
+
+    def upsert(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+        return self.real.upsert(*args, **kwargs)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def _points(n: int) -> list[Point]:
+    rng = np.random.default_rng(0)
+    return [
+        Point(f"00000000-0000-0000-0000-{i:012d}", rng.normal(size=4).astype(np.float32), {"i": i})
+        for i in range(n)
+    ]
+
+
+def test_uploads_are_retried_with_backoff_then_fail_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import twinsearch.stores.server as server
+
+    monkeypatch.setattr(server, "RETRY_FIRST_DELAY", 0.001)
+    client = connect(url=":memory:")
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=4, metadata={}))
+    flaky = Flaky(store._qc, failures=3)
+    store._qc = flaky
+    store.upsert(_points(10))
+    assert flaky.calls == 4 and store.count() == 10
+
+    store._qc = Flaky(flaky.real, failures=100)
+    with pytest.raises(StoreError, match="Connection refused"):
+        store.upsert(_points(3))
+    assert store._qc.calls == server.RETRIES + 1
+
+
+class Concurrent:
+    """Counts how many uploads are in flight at once; the in-process engine itself takes
+    one writer at a time, as a server does not need."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.calls, self.in_flight, self.most = real, 0, 0, 0
+        self.lock, self.engine = threading.Lock(), threading.Lock()
+
+    def upsert(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(0.02)
+        with self.engine:
+            result = self.real.upsert(*args, **kwargs)
+        with self.lock:
+            self.in_flight -= 1
+        return result
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def test_large_writes_go_up_in_parallel_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twinsearch.stores.server as server
+
+    monkeypatch.setattr(server, "UPLOAD_BATCH", 100)
+    client = connect(url=":memory:", server=ServerOptions(parallel=3))
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=4, metadata={}))
+    counting = Concurrent(store._qc)
+    store._qc = counting
+    client.in_process = False  # writes as to a server; Concurrent keeps the engine safe
+    store.upsert(_points(1050))
+    assert counting.calls == 11 and store.count() == 1050
+    assert counting.most == 3
