@@ -110,3 +110,28 @@ def test_large_writes_go_up_in_parallel_batches(monkeypatch: pytest.MonkeyPatch)
     store.upsert(_points(1050))
     assert counting.calls == 11 and store.count() == 1050
     assert counting.most == 3
+
+
+def test_a_reindex_on_a_server_switches_its_alias(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from twinsearch.cli.index import _index
+    from twinsearch.indexer.pipeline import IndexReport
+    from twinsearch.indexer.sources import Corpus
+    from twinsearch.settings import Settings
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("tides and the moon")
+    (folder / "b.txt").write_text("plants and sunlight")
+    client = connect(url=":memory:")
+    first = Settings(data_dir=tmp_path / "data", model="hashing", collection="notes")
+    _index(client, first, Corpus([folder]), IndexReport(), False)
+    [old] = client.collections()
+    assert old.startswith("notes__") and client.aliases() == {"notes": old}
+
+    second = Settings(data_dir=tmp_path / "data", model="hashing:32", collection="notes")
+    _index(client, second, Corpus([folder]), IndexReport(), True)
+    new = client.aliases()["notes"]
+    assert new != old and sorted(client.collections()) == sorted([old, new])
+    assert client.collection("notes").metadata()["encoder"]["dim"] == 32
+    assert client.switch_alias("notes", old) == new  # and back, atomically
+    assert client.collection("notes").count() == 2

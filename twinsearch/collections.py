@@ -11,6 +11,7 @@ from twinsearch.encoders import Encoder
 from twinsearch.errors import EncoderMismatch
 from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Client, CollectionSpec, Store
+from twinsearch.stores.base import VERSION_SEP, versioned_name
 
 
 def describe_encoder(encoder: Encoder) -> dict[str, Any]:
@@ -86,7 +87,12 @@ def open_for_write(
     if not store.exists():
         bm25 = bm25 or Bm25Settings()
         metadata = build_metadata(encoder, chunking, bm25, **extra)
+        behind_alias = client.aliased and VERSION_SEP not in name
+        if behind_alias:
+            store = client.collection(versioned_name(name, encoder.fingerprint))
         store.create(CollectionSpec(dim=encoder.dim, metadata=metadata))
+        if behind_alias:
+            client.switch_alias(name, store.name)
         return store, Bm25(bm25)
     meta = check_encoder(store, encoder)
     check_chunking(store, meta, chunking)

@@ -171,6 +171,9 @@ class Store(Protocol):
 class Client(Protocol):
     location: str
     """Where the data lives, for people: a folder or a URL."""
+    aliased: bool
+    """New collections are created as ``versioned_name`` behind an alias of their name, so
+    a re-index can later switch it (a server, whose aliases cannot shadow a collection)."""
 
     def collections(self) -> list[str]: ...
 

@@ -301,6 +301,8 @@ class EdgeStore:
 class EdgeClient:
     """Collections in a folder, each one a Qdrant Edge shard."""
 
+    aliased = False  # an alias may shadow a folder of the same name
+
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir).expanduser() / "collections"
         self.location = str(self.root)

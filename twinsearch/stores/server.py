@@ -275,6 +275,8 @@ class ServerStore:
 
 
 class ServerClient:
+    aliased = True
+
     def __init__(
         self, url: str, api_key: str | None = None, options: ServerOptions | None = None
     ) -> None:
