@@ -141,6 +141,20 @@ def test_half_twin_routes_queries_and_documents_apart(
     assert float(np.dot(q[0], d[0])) < 0.9999  # the routes now differ
     assert abs(float(np.linalg.norm(q[0])) - 1) < 1e-5  # still unit vectors for cosine
 
+    # The shared-trunk half-twin also gets the torch-free query path, heads included.
+    from twinsearch.encoders import load_encoder, onnx
+
+    encoder = load_encoder(str(out))
+    exported = onnx.export(encoder, tmp_path / "models")
+    if untie:
+        assert exported is None  # two transformers: searches use torch
+        return
+    assert exported is not None
+    fast = onnx.load(tmp_path / "models", encoder.fingerprint)
+    queries = ["otter harbor", "a longer query about falcons and lemons"]
+    assert np.allclose(fast.encode_queries(queries), encoder.encode_queries(queries), atol=1e-4)
+    assert np.allclose(fast.encode_documents(queries), encoder.encode_documents(queries), atol=1e-4)
+
 
 def test_contrastive_on_labelled_pairs_calibrates_a_threshold(
     tiny_model: Path, tmp_path: Path

@@ -5,8 +5,9 @@ a fraction of that, which is what makes a cold `twinsearch search` quick. The ex
 from the loaded model, checked against it (cosine on sample texts) before it is kept, and
 kept beside the collections under the model's fingerprint.
 
-Only the plain architecture is exported: a transformer, mean or CLS pooling, and an
-optional normalisation. Anything else stays on torch.
+Exported: a transformer, mean or CLS pooling, and an optional normalisation; and the
+half-twin `twinsearch train` makes, the same with a linear head per route after pooling
+(the heads are kept as arrays and applied with numpy). Anything else stays on torch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from twinsearch.errors import ModelError
 MODEL_FILE = "query.onnx"
 CONFIG_FILE = "onnx.json"
 TOKENIZER_FILE = "tokenizer.json"
+HEADS_FILE = "heads.npz"
 MIN_COSINE = 0.999
 SAMPLES = [
     "how do plants turn sunlight into sugar",
@@ -42,17 +44,44 @@ def folder_for(models_dir: Path, fingerprint: str) -> Path:
     return models_dir / fingerprint
 
 
+def _linear_heads(router: Any) -> dict[str, Any] | None:
+    """Per-route (weight, bias) of a Router whose routes are one linear Dense each."""
+    routes = getattr(router, "sub_modules", {})
+    if set(routes) != {"query", "document"}:
+        return None
+    heads = {}
+    for route, modules in routes.items():
+        modules = list(modules)
+        if len(modules) != 1 or type(modules[0]).__name__ != "Dense":
+            return None
+        dense = modules[0]
+        if not dense.get_config_dict().get("activation_function", "").endswith("Identity"):
+            return None
+        bias = dense.linear.bias
+        heads[route] = (
+            dense.linear.weight.detach().cpu().float().numpy(),
+            bias.detach().cpu().float().numpy() if bias is not None else None,
+        )
+    return heads
+
+
 def _architecture(model: Any) -> dict[str, Any] | None:
-    """Pooling and normalisation, if the model is the plain kind this module can run."""
+    """Pooling, heads and normalisation, if the model is a kind this module can run."""
     modules = list(model)
     names = [type(m).__name__ for m in modules]
+    heads = None
+    if names[:3] == ["Transformer", "Pooling", "Router"]:
+        heads = _linear_heads(modules[2])
+        if heads is None:
+            return None
+        names = [n for n in names if n != "Router"]
     if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
         return None
     pooling = modules[1].get_config_dict()
     mode = pooling.get("pooling_mode")
     if mode not in ("mean", "cls") or not pooling.get("include_prompt", True):
         return None
-    return {"pooling": mode, "normalize": len(modules) == 3}
+    return {"pooling": mode, "normalize": names[-1] == "Normalize", "heads": heads}
 
 
 def export(encoder: Any, models_dir: Path) -> Path | None:
@@ -105,6 +134,11 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
             dynamo=False,
         )
     (staging / TOKENIZER_FILE).write_text(model.tokenizer.backend_tokenizer.to_str())
+    heads = architecture.pop("heads")
+    if heads:
+        arrays = {f"{route}_weight": w for route, (w, _) in heads.items()}
+        arrays.update({f"{route}_bias": b for route, (_, b) in heads.items() if b is not None})
+        np.savez(staging / HEADS_FILE, **arrays)
     config = {
         "name": encoder.name,
         "fingerprint": encoder.fingerprint,
@@ -114,10 +148,16 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
         "max_seq_length": int(model.max_seq_length),
         "prompts": dict(model.prompts or {}),
         "inputs": inputs,
+        "heads": bool(heads),
         **architecture,
     }
     onnx = OnnxEncoder(staging, config)
-    cosines = np.sum(onnx.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1)
+    cosines = np.concatenate(
+        [
+            np.sum(onnx.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1),
+            np.sum(onnx.encode_documents(SAMPLES) * encoder.encode_documents(SAMPLES), axis=1),
+        ]
+    )
     config["min_cosine"] = float(cosines.min())
     if config["min_cosine"] < MIN_COSINE:
         raise ModelError(
@@ -154,8 +194,20 @@ class OnnxEncoder:
         self._session = onnxruntime.InferenceSession(
             str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
+        self._heads: dict[str, Any] = {}
+        if config.get("heads"):
+            with np.load(folder / HEADS_FILE) as arrays:
+                self._heads = {name: arrays[name] for name in arrays.files}
 
-    def _encode(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
+    def _head(self, route: str, pooled: np.ndarray) -> np.ndarray:
+        if not self._heads:
+            return pooled
+        out = pooled @ self._heads[f"{route}_weight"].T
+        bias = self._heads.get(f"{route}_bias")
+        return out + bias if bias is not None else out
+
+    def _encode(self, route: str, texts: Sequence[str]) -> np.ndarray:
+        prompt = self.config["prompts"].get(route, "")
         encoded = self._tok.encode_batch([prompt + text for text in texts])
         width = max(len(e.ids) for e in encoded)
         ids = np.zeros((len(encoded), width), dtype=np.int64)
@@ -170,15 +222,16 @@ class OnnxEncoder:
         else:
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        pooled = self._head(route, pooled)
         # Search wants unit vectors whatever the model's last module is.
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(self.config["prompts"].get("query", ""), texts)
+        return self._encode("query", texts)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(self.config["prompts"].get("document", ""), texts)
+        return self._encode("document", texts)
 
 
 class _Spans:
