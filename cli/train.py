@@ -141,7 +141,9 @@ def train(
     batch_size: Annotated[
         int, typer.Option(min=2, help="Examples per step (in-batch negatives for mnrl)")
     ] = 64,
-    lr: Annotated[float, typer.Option("--lr", min=0, help="Learning rate")] = 6e-5,
+    lr: Annotated[
+        float, typer.Option("--lr", min=0, help="Learning rate (half-twin heads: 10x)")
+    ] = 1e-4,
     window: Annotated[
         int, typer.Option(min=8, help="Tokens per text while training (the model keeps its own)")
     ] = 128,

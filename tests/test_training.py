@@ -91,7 +91,7 @@ def test_twin_mnrl_learns_saves_and_reloads(tiny_model: Path, tmp_path: Path) ->
 
     assert result.steps == recorder.total == 4 * -(-len(train_set) // 8)  # 4 epochs, batch 8
     first, last = np.mean(recorder.losses[:3]), np.mean(recorder.losses[-3:])
-    assert last < 0.7 * first, recorder.losses
+    assert last < 0.85 * first, recorder.losses
     assert result.metric == "val_cosine_ndcg@10"
     assert len(recorder.evaluations) == 4  # one held-out evaluation per epoch
     assert result.after[result.metric] > result.before[result.metric]
