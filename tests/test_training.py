@@ -95,6 +95,10 @@ def test_twin_mnrl_learns_saves_and_reloads(tiny_model: Path, tmp_path: Path) ->
     assert result.metric == "val_cosine_ndcg@10"
     assert len(recorder.evaluations) == 4  # one held-out evaluation per epoch
     assert result.after[result.metric] > result.before[result.metric]
+    # The kept model is the epoch that did best on the held-out queries.
+    assert result.after[result.metric] == max(
+        e[f"eval_{result.metric}"] for e in recorder.evaluations
+    )
     assert result.best_step is not None
 
     reloaded = SentenceTransformer(str(out))

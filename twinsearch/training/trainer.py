@@ -555,9 +555,11 @@ def train(
     after: dict[str, float] = {}
     threshold = None
     if evaluator is not None:
-        progress.stage("measuring the trained model on the held-out split")
-        model.max_seq_length = min(config.window, own_max)
-        after = {k: float(v) for k, v in evaluator(model).items()}
+        after = _evaluated_at(trainer.state.log_history, best_step) if not interrupted else {}
+        if not after:  # not measured during training: the best step is unknown, or stopped
+            progress.stage("measuring the trained model on the held-out split")
+            model.max_seq_length = min(config.window, own_max)
+            after = {k: float(v) for k, v in evaluator(model).items()}
         if held is not None and held.kind == "labelled":
             threshold = after.get(f"val_{config.calibrate}_threshold")
     model.max_seq_length = own_max
@@ -583,6 +585,14 @@ def train(
     _save(model, output, result, config, base_name, data)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return result
+
+
+def _evaluated_at(history: list[dict[str, Any]], step: int | None) -> dict[str, float]:
+    """The held-out metrics logged during training at ``step`` (the kept checkpoint's)."""
+    for entry in history:
+        if entry.get("step") == step and any(k.startswith("eval_val_") for k in entry):
+            return {k[5:]: float(v) for k, v in entry.items() if k.startswith("eval_val_")}
+    return {}
 
 
 def _step_of(checkpoint: str | None) -> int | None:
