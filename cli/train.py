@@ -137,7 +137,7 @@ def train(
             "text2, label (repeatable)",
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data")] = 5,
     batch_size: Annotated[
         int, typer.Option(min=2, help="Examples per step (in-batch negatives for mnrl)")
     ] = 64,

@@ -43,7 +43,7 @@ class TrainConfig:
     arch: Arch = "twin"
     untie: bool = False
     loss: Loss = "mnrl"
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 64
     mini_batch_size: int = 32
     learning_rate: float = 1e-4
