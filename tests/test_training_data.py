@@ -162,3 +162,25 @@ def test_stored_threshold_reads_the_training_record(tmp_path: Path) -> None:
     assert stored_threshold(tmp_path) is None
     (tmp_path / "twinsearch_training.json").write_text(json.dumps({"threshold": 0.61}))
     assert stored_threshold(tmp_path) == pytest.approx(0.61)
+
+
+def test_mnrl_columns_give_every_pair_the_same_number_of_negatives(tmp_path: Path) -> None:
+    from twinsearch.training.trainer import _columns
+
+    path = _jsonl(
+        tmp_path / "pairs.jsonl",
+        [
+            {"query": "q1", "positive": "p1", "negative": ["n1", "n2"]},
+            {"query": "q2", "positive": "p2"},
+            {"query": "q3", "positive": "p3", "negative": "n3"},
+        ],
+    )
+    columns = _columns(read(path), "mnrl")
+    assert list(columns) == ["anchor", "positive", "negative_1", "negative_2"]
+    assert columns["negative_1"][0] == "n1" and columns["negative_2"][0] == "n2"
+    assert columns["negative_1"][2] == "n3"
+    # Made up from the other documents, never the pair's own positive.
+    assert columns["negative_1"][1] != "p2" and columns["negative_2"][1] != "p2"
+    assert columns["negative_2"][2] != "p3"
+    triplets = _columns(read(path), "triplet")
+    assert triplets["anchor"] == ["q1", "q1", "q3"] and triplets["negative"] == ["n1", "n2", "n3"]

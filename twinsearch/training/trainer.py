@@ -287,7 +287,7 @@ def _verification_evaluator(val: TrainingData, calibrate: Calibrate) -> Any:
 # --- datasets and losses ---------------------------------------------------------------
 
 
-def _columns(data: TrainingData, loss: Loss) -> dict[str, list[Any]]:
+def _columns(data: TrainingData, loss: Loss, seed: int = 12) -> dict[str, list[Any]]:
     if loss in ("contrastive", "online-contrastive"):
         if data.kind == "labelled":
             rows = [(e.text1, e.text2, e.label) for e in data.labelled]
@@ -304,14 +304,24 @@ def _columns(data: TrainingData, loss: Loss) -> dict[str, list[Any]]:
         triplets = [(p.query, p.positive, n) for p in pairs for n in p.negatives]
         a, b, c = zip(*triplets, strict=True) if triplets else ((), (), ())
         return {"anchor": list(a), "positive": list(b), "negative": list(c)}
-    # mnrl: every pair keeps as many hard negatives as the fewest any pair has.
-    width = min((len(p.negatives) for p in pairs), default=0)
+    # mnrl: one column per negative; a pair with fewer than the most any pair has is made
+    # up with random documents, which are negatives too, if easy ones.
+    width = max((len(p.negatives) for p in pairs), default=0)
+    rng = random.Random(seed)
+    corpus = data.corpus or [p.positive for p in pairs]
     columns: dict[str, list[Any]] = {
         "anchor": [p.query for p in pairs],
         "positive": [p.positive for p in pairs],
+        **{f"negative_{i + 1}": [] for i in range(width)},
     }
-    for i in range(width):
-        columns[f"negative_{i + 1}"] = [p.negatives[i] for p in pairs]
+    for pair in pairs:
+        negatives = list(pair.negatives[:width])
+        while len(negatives) < width:
+            pick = rng.choice(corpus)
+            if pick != pair.positive or len(corpus) == 1:
+                negatives.append(pick)
+        for i, text in enumerate(negatives):
+            columns[f"negative_{i + 1}"].append(text)
     return columns
 
 
@@ -473,7 +483,7 @@ def train(
         progress.stage("measuring the base model on the held-out split")
         before = {k: float(v) for k, v in evaluator(model).items()}
 
-    columns = _columns(data, config.loss)
+    columns = _columns(data, config.loss, config.seed)
     train_set = Dataset.from_dict(columns)
     queries_first = list(columns)[0]
     routes = {
