@@ -232,6 +232,6 @@ def load_encoder(settings: Settings, model: str) -> Any:
     return load(
         model,
         device=settings.device,
-        threads=settings.threads or free_cores(),
+        threads=settings.threads or free_cores(measure=True),
         batch_size=settings.batch_size,
     )

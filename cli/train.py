@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from twinsearch.cli.common import JsonOut, Model, err, errors_to_exit, out
+from twinsearch.cli.common import (
+    DataDir,
+    JsonOut,
+    Model,
+    err,
+    errors_to_exit,
+    open_client,
+    out,
+    settings_from,
+)
 from twinsearch.errors import ConfigError
 
 
@@ -155,6 +165,15 @@ def train(
             "scoring within 5%% of the positive",
         ),
     ] = 0,
+    negatives_from: Annotated[
+        str | None,
+        typer.Option(
+            "--negatives-from",
+            help="Mine --hard-negatives from this collection (indexed with the base model) "
+            "instead of encoding the corpus",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
     margin: Annotated[
         float | None,
         typer.Option(help="Margin of the contrastive and triplet losses [default: 0.5]"),
@@ -232,9 +251,23 @@ def train(
         precision=precision.value,  # type: ignore[arg-type]
         calibrate=calibrate.value,  # type: ignore[arg-type]
     )
-    result = run_training(
-        train_set, val, output, config, eval_data=held_out, progress=None if json_out else _Bar()
-    )
+    with ExitStack() as stack:
+        store = None
+        if negatives_from is not None:
+            if not hard_negatives:
+                raise ConfigError("--negatives-from goes with --hard-negatives N")
+            settings = settings_from(collection=negatives_from, data_dir=data_dir)
+            client = stack.enter_context(open_client(settings))
+            store = client.collection(negatives_from)
+        result = run_training(
+            train_set,
+            val,
+            output,
+            config,
+            eval_data=held_out,
+            negatives_from=store,
+            progress=None if json_out else _Bar(),
+        )
     if json_out:
         summary = {
             "output": str(result.output),

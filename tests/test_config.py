@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,15 @@ def test_bad_settings_name_the_fix(tmp_path: Path) -> None:
         build_settings({}, {"TWINSEARCH_CONFIG": str(config), "TWINSEARCH_THREADS": "many"})
     with pytest.raises(ConfigError, match="does not exist; fix TWINSEARCH_CONFIG"):
         build_settings({}, {"TWINSEARCH_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_free_cores_measures_the_cpu_now_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twinsearch.cli import config
+
+    busy = config._busy_now(4, seconds=0.05)
+    assert busy is None or 0 <= busy <= 4  # None off Linux
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # a minute behind
+    monkeypatch.setattr(config, "_busy_now", lambda cores: 0.2)  # the other job has ended
+    assert config.free_cores() == 1
+    assert config.free_cores(measure=True) == 2

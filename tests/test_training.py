@@ -246,3 +246,38 @@ def test_bad_data_is_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(path), "-o", str(tmp_path / "m")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "bad.csv:2" in result.stderr
+
+
+def test_negatives_can_be_mined_from_an_existing_collection(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    records = _pairs(24)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, record in enumerate(records):
+        (docs / f"d{i}.txt").write_text(record["positive"])
+    data_dir = tmp_path / "data"
+    indexed = CliRunner().invoke(
+        app,
+        ["index", str(docs), "-m", str(tiny_model), "--chunk-overlap", "8",
+         "--data-dir", str(data_dir)],
+    )  # fmt: skip
+    assert indexed.exit_code == 0, indexed.stderr
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    args = ["train", str(path), "-m", str(tiny_model), "--epochs", "1", "--batch-size", "8",
+            "--window", "32", "--precision", "fp32", "--loss", "triplet", "--hard-negatives",
+            "1", "--negatives-from", "default", "--data-dir", str(data_dir), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["train_examples"] > 0
+    record = json.loads((tmp_path / "m" / "twinsearch_training.json").read_text())
+    assert record["result"]["mined"] > 0
+
+    other = CliRunner().invoke(
+        app, ["index", str(docs), "-m", "hashing", "-c", "lexical", "--data-dir", str(data_dir)]
+    )
+    assert other.exit_code == 0
+    args[args.index("default")] = "lexical"
+    refused = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "m2")])
+    assert refused.exit_code == 1 and "not the base model" in refused.stderr

@@ -394,6 +394,50 @@ def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progres
     return count
 
 
+def _mine_from_store(
+    base_path: str, data: TrainingData, store: Any, config: TrainConfig, progress: Progress
+) -> int:
+    """Like ``_mine``, with the documents' vectors already in ``store`` (a collection built
+    with the base model): only the queries and positives are encoded. Negatives are chunks."""
+    from sentence_transformers import SentenceTransformer
+
+    from twinsearch.encoders.sentence import fingerprint
+
+    base: Any = SentenceTransformer(base_path)
+    recorded = store.metadata().get("encoder", {})
+    if recorded.get("fingerprint") != fingerprint(base):
+        raise ModelError(
+            f"collection {store.name!r} was built with {recorded.get('name')!r}, not the base "
+            "model: mine from a collection indexed with the model being trained, or mine from "
+            "the corpus (leave out --negatives-from)"
+        )
+    progress.stage(f"mining {config.hard_negatives} hard negatives per query from {store.name!r}")
+    base.max_seq_length = min(config.window, int(base.max_seq_length))
+    kwargs: dict[str, Any] = {
+        "batch_size": 64,
+        "normalize_embeddings": True,
+        "show_progress_bar": False,
+    }
+    queries = base.encode_query([p.query for p in data.pairs], **kwargs)
+    positives = base.encode_document([p.positive for p in data.pairs], **kwargs)
+    depth = max(50, 10 * config.hard_negatives)
+    count = 0
+    for i, pair in enumerate(data.pairs):
+        ceiling = (1 - config.mining_margin) * float(np.dot(queries[i], positives[i]))
+        found: list[str] = []
+        for hit in store.search(depth, dense=[float(x) for x in queries[i]]):
+            text = str(hit.payload.get("text") or "").strip()
+            if not text or hit.score > ceiling or text in pair.positive or pair.positive in text:
+                continue
+            if text not in found:
+                found.append(text)
+            if len(found) == config.hard_negatives:
+                break
+        count += len(found)
+        data.pairs[i] = Pair(pair.query, pair.positive, (*pair.negatives, *found))
+    return count
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
@@ -428,11 +472,13 @@ def train(
     config: TrainConfig,
     *,
     eval_data: TrainingData | None = None,
+    negatives_from: Any = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.base`` on ``data``, keep the checkpoint best on ``val`` (or on
     ``eval_data``, a BEIR split), save it to ``output`` with a model card, and say how much
-    it gained."""
+    it gained. ``negatives_from`` is a store to mine hard negatives from instead of the
+    corpus."""
     _quiet_transformers()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import torch
@@ -462,7 +508,10 @@ def train(
     if config.hard_negatives:
         if data.kind != "pairs":
             raise SourceError("--hard-negatives needs (query, positive) data, not labelled pairs")
-        mined = _mine(model, data, config, progress)
+        if negatives_from is not None:
+            mined = _mine_from_store(base_path, data, negatives_from, config, progress)
+        else:
+            mined = _mine(model, data, config, progress)
         _check_loss(data, config.loss)
 
     held = eval_data or val
