@@ -1,10 +1,13 @@
 """Load on `twinsearch serve` over loopback: requests/s and latency at 1, 8 and 32 clients.
 
     python benchmarks/api_load.py [CORPUS ...] [--requests 400] [--data-dir DIR]
+    python benchmarks/api_load.py --data-dir /tmp/twinsearch-latency -c latency-bench
 
 Indexes CORPUS (default: the shipped examples) with the default model into the embedded
-store, starts `twinsearch serve` as its own process, and sends GET /search requests from
-1, 8 and 32 concurrent clients (threads, each with its own keep-alive connection). Each
+store (or serves an existing collection: --data-dir and -c, such as the 100k-chunk one
+`search_latency.py` builds), starts `twinsearch serve` as its own process, and sends GET
+/search requests from 1, 8 and 32 concurrent clients (threads, each with its own keep-alive
+connection). Each
 level sends a fixed number of requests after a warm-up, so the run is bounded in count and
 time. Reports requests/s, p50 and p99 latency as the clients saw them.
 """
@@ -86,11 +89,15 @@ def main() -> None:
     parser.add_argument("corpus", nargs="*", type=Path, default=[ROOT / "examples"])
     parser.add_argument("--requests", type=int, default=400, help="requests per level")
     parser.add_argument("--data-dir", type=Path, help="reuse this data folder")
+    parser.add_argument("-c", "--collection", help="serve this existing collection")
     options = parser.parse_args()
     data = options.data_dir or Path(tempfile.mkdtemp(prefix="twinsearch-load-"))
     env = {**os.environ, "TWINSEARCH_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
-    indexed = twinsearch("index", *map(str, options.corpus), env=env)
-    print(indexed.stderr.strip().splitlines()[-1], file=sys.stderr)
+    if options.collection:
+        env["TWINSEARCH_COLLECTION"] = options.collection
+    else:
+        indexed = twinsearch("index", *map(str, options.corpus), env=env)
+        print(indexed.stderr.strip().splitlines()[-1], file=sys.stderr)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "twinsearch.cli", "serve", "--port", str(port)],
@@ -109,7 +116,12 @@ def main() -> None:
                     sys.exit("the server did not start")
                 time.sleep(0.2)
         level(url, 1, 20)  # the model loads on the first search
-        chunks = httpx.get(f"{url}/collections").json()["collections"][0]["chunks"]
+        served = options.collection or "default"
+        chunks = next(
+            c["chunks"]
+            for c in httpx.get(f"{url}/collections").json()["collections"]
+            if c["name"] == served
+        )
         print(f"GET /search?k=10 on loopback, embedded store with {chunks} chunks, "
               f"{options.requests} requests per level")  # fmt: skip
         print("| clients | requests/s | p50 ms | p99 ms |")
