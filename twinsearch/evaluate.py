@@ -46,22 +46,25 @@ def _open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8")
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file, gzipped or not."""
     with _open_text(path) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except ValueError as exc:
                 raise SourceError(
                     f"{path}:{number}: not JSON ({exc}); fix or remove that line"
                 ) from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise SourceError(
-                    f'{path}:{number}: no "_id" field; each line needs "_id" and "text"'
-                )
-            yield number, record
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, record in json_lines(path):
+        if not isinstance(record, dict) or "_id" not in record:
+            raise SourceError(f'{path}:{number}: no "_id" field; each line needs "_id" and "text"')
+        yield number, record
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from twinsearch.errors import SourceError
-from twinsearch.evaluate import _find, _jsonl, read_qrels
+from twinsearch.evaluate import _find, _jsonl, json_lines, read_qrels
 
 Kind = Literal["pairs", "labelled"]
 
@@ -118,22 +118,13 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise SourceError(f"{path}: expected a JSON list of records")
         for number, record in enumerate(records, start=1):
             yield number, _object(path, number, record)
-    elif suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise SourceError(
-                        f"{path}:{number}: not JSON ({exc}); fix or remove that line"
-                    ) from None
-                yield number, _object(path, number, record)
+    elif suffix in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.gz"):
+        for number, record in json_lines(path):
+            yield number, _object(path, number, record)
     else:
         raise SourceError(
             f"{path}: unknown training data format {suffix or '(none)'}; "
-            "use .jsonl, .json, .csv or .tsv, or a BEIR folder"
+            "use .jsonl[.gz], .json, .csv or .tsv, or a BEIR folder"
         )
 
 
