@@ -1,9 +1,11 @@
 """The HTTP API of `twinsearch serve`, with FastAPI.
 
 Each collection's searcher (encoder and store) is opened on first use and kept, so a model
-loads once however many requests follow. Requests run in FastAPI's thread pool and take
-turns on the store, a few milliseconds each: the embedded engine is one process's, opened
-once. For more throughput, serve from several machines against a Qdrant server.
+loads once however many requests follow; a name switched to another collection by a
+re-index is followed on the next request. Requests run in FastAPI's thread pool. On the
+embedded store they take turns, a few milliseconds each (the engine is one process's,
+opened once); against a Qdrant server they run at once, and several API processes can
+serve the same collections.
 
 FastAPI reads the annotations of the endpoints below at run time: this module does not
 postpone them, and is imported only by `twinsearch serve`.
@@ -12,7 +14,7 @@ postpone them, and is imported only by `twinsearch serve`.
 import hmac
 import threading
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -43,20 +45,25 @@ class Searchers:
         self._stack = ExitStack()
         self.client = self._stack.enter_context(open_client(settings))
         self._open: dict[str, Any] = {}
-        self.lock = threading.Lock()
+        self._opening = threading.Lock()
+        # The embedded engine is used by one thread at a time; a server takes many.
+        self.lock: Any = threading.Lock() if settings.qdrant_url is None else nullcontext()
         """Held for every use of the store."""
 
     def get(self, name: str) -> Any:
-        """The searcher of collection ``name``; call with ``lock`` held."""
-        if name not in self._open:
-            from twinsearch.cli.common import query_encoder
-            from twinsearch.collections import open_for_search
-            from twinsearch.search import Searcher
+        """The searcher for what ``name`` stands for now: an alias switched by a re-index
+        is followed on the next request."""
+        store = self.client.collection(name)
+        with self._opening:
+            if store.name not in self._open:
+                from twinsearch.cli.common import query_encoder
+                from twinsearch.collections import open_for_search
+                from twinsearch.search import Searcher
 
-            encoder = query_encoder(self.settings, self.client.collection(name))
-            store = open_for_search(self.client, name, encoder)
-            self._open[name] = Searcher.for_store(store, encoder)
-        return self._open[name]
+                encoder = query_encoder(self.settings, store)
+                opened = open_for_search(self.client, name, encoder)
+                self._open[store.name] = Searcher.for_store(opened, encoder)
+            return self._open[store.name]
 
     def close(self) -> None:
         self._stack.close()

@@ -124,6 +124,7 @@ def index(
 def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
     from twinsearch.collections import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.errors import StoreError
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_corpus
     from twinsearch.stores.base import versioned_name
@@ -137,6 +138,12 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) 
         and store.exists()
         and store.metadata().get("encoder", {}).get("fingerprint") != encoder.fingerprint
     )
+    if switch and client.aliased and settings.collection not in client.aliases():
+        raise StoreError(
+            f"{settings.collection!r} on {client.location} is a collection, not an alias, so a "
+            "re-index cannot switch it in place: index into a new name with --collection, "
+            f"then drop {settings.collection!r}"
+        )
     if switch:
         # Searches keep the current collection until the new one is complete; a killed
         # run resumes into the same new collection.

@@ -11,7 +11,6 @@ from twinsearch.cli.common import (
     DataDir,
     err,
     errors_to_exit,
-    open_client,
     server_options,
     settings_from,
 )
@@ -45,22 +44,25 @@ def migrate(
 
     settings = settings_from(collection=collection, data_dir=data_dir)
     name = new_name or settings.collection
+    # The source is always the embedded store, whatever TWINSEARCH_QDRANT_URL says.
+    source_client = connect(data_dir=settings.data_dir)
     target = connect(url=to, api_key=settings.qdrant_api_key, server=server_options(settings))
     progress = Progress(
         TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
         console=err, transient=True,
     )  # fmt: skip
     try:
-        with open_client(settings) as source, progress:
+        with progress:
             task = progress.add_task("copying", total=None)
             report = copy(
-                source.collection(settings.collection),
+                source_client.collection(settings.collection),
                 target,
                 name,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     finally:
         target.close()
+        source_client.close()
     err.print(
         f"copied {report.copied} points of {settings.collection!r} to {name!r} on {to} in "
         f"{report.seconds:.1f} s; the server holds {report.target_points} of "
@@ -68,6 +70,14 @@ def migrate(
         f"{report.queries} sample queries",
         markup=False,
     )
+    if report.target_points > report.source_points:
+        err.print(
+            f"error: {name!r} on {to} holds {report.target_points - report.source_points} "
+            "points the original does not (an earlier copy of other documents?); drop it "
+            "there, or migrate under another name with --as NAME",
+            markup=False,
+        )
+        raise typer.Exit(1)
     if not report.verified:
         err.print(
             "error: the copy differs from the original; run the migration again "

@@ -211,8 +211,19 @@ def train(
 
     if untie and arch is not Arch.half_twin:
         raise ConfigError("--untie goes with --arch half-twin")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise ConfigError(f"{output} is not empty; choose another --output or pass --overwrite")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{output} is a file; --output names a folder for the model")
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{output} is not empty; choose another --output or pass --overwrite")
+        if not ((output / "modules.json").is_file() or (output / "config.json").is_file()):
+            raise ConfigError(
+                f"{output} holds something other than a model; --overwrite replaces only "
+                "a model folder"
+            )
+        import shutil
+
+        shutil.rmtree(output)
     fields = training_data.parse_fields(field or [])
     examples = training_data.read(data, fields=fields, split=split)
     for reason, count in sorted(examples.skipped.items()):

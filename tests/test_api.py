@@ -120,3 +120,19 @@ def test_concurrent_requests_all_answer_alike(data: Path) -> None:
             responses = list(pool.map(lambda q: api.get("/search", params={"q": q}), queries))
     assert all(r.status_code == 200 for r in responses)
     assert [r.json() for r in responses] == [alone[q] for q in queries]
+
+
+def test_a_switched_alias_is_followed_without_a_restart(data: Path) -> None:
+    from twinsearch.stores import connect
+
+    args = ["index", str(EXAMPLES / "encyclopedia.jsonl"), "--model", "hashing", "-c", "wiki"]
+    assert runner.invoke(cli_app, [*args, "--data-dir", str(data)]).exit_code == 0
+    aliases = connect(data_dir=data)
+    aliases.switch_alias("main", "default")
+    with _client(data) as api:
+        first = api.get("/search", params={"q": "solar", "collection": "main"}).json()
+        aliases.switch_alias("main", "wiki")
+        second = api.get("/search", params={"q": "solar", "collection": "main"}).json()
+    assert first and second
+    assert not any(h["source"].endswith(".jsonl") for h in first)
+    assert all(h["source"].endswith("encyclopedia.jsonl") for h in second)

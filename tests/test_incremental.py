@@ -224,6 +224,9 @@ def test_reindex_with_another_model_switches_only_when_complete(tmp_path: Path) 
     assert len(hits) == 3
     cli("search", "tides", "--model", "hashing", "--data-dir", data, code=1)
 
+    # Dropping the name would uncover the old collection: refused, with the way out.
+    refused = cli("drop", "default", "-y", "--data-dir", data, code=1)
+    assert "twinsearch alias default default" in refused.stderr
     # The old collection is kept whole, and one command switches back.
     cli("alias", "default", "default", "--data-dir", data)
     assert cli("alias", "--data-dir", data).stdout == ""

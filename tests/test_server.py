@@ -135,3 +135,43 @@ def test_a_reindex_on_a_server_switches_its_alias(tmp_path) -> None:  # type: ig
     assert client.collection("notes").metadata()["encoder"]["dim"] == 32
     assert client.switch_alias("notes", old) == new  # and back, atomically
     assert client.collection("notes").count() == 2
+
+
+def test_errors_that_will_not_go_away_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = connect(url=":memory:")
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=4, metadata={}))
+
+    class Refused(Exception):
+        status_code = 400
+
+    calls = []
+
+    def upsert(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise Refused("Bad request: wrong vector size")
+
+    monkeypatch.setattr(store._qc, "upsert", upsert)
+    with pytest.raises(StoreError, match="wrong vector size"):
+        store.upsert(_points(2))
+    assert len(calls) == 1
+
+
+def test_a_plain_server_collection_is_not_reindexed_into_a_dead_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from twinsearch.cli.index import _index
+    from twinsearch.indexer.pipeline import IndexReport
+    from twinsearch.indexer.sources import Corpus
+    from twinsearch.settings import Settings
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("tides and the moon")
+    client = connect(url=":memory:")
+    plain = client.collection("plain")
+    plain.create(
+        CollectionSpec(dim=256, metadata={"encoder": {"name": "hashing", "fingerprint": "x"}})
+    )
+    settings = Settings(data_dir=tmp_path / "data", model="hashing:32", collection="plain")
+    with pytest.raises(StoreError, match="not an alias"):
+        _index(client, settings, Corpus([folder]), IndexReport(), True)
+    assert client.collections() == ["plain"]  # nothing was built

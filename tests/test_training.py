@@ -103,6 +103,12 @@ def test_twin_mnrl_learns_saves_and_reloads(tiny_model: Path, tmp_path: Path) ->
 
     reloaded = SentenceTransformer(str(out))
     assert reloaded.max_seq_length == 64  # the base model's, not the training window
+    # What was saved is what scored best: measured again from the folder.
+    from twinsearch.training.trainer import _retrieval_evaluator
+
+    reloaded.max_seq_length = 32
+    again = _retrieval_evaluator(train_set, val, 12)(reloaded)
+    assert again[result.metric] == pytest.approx(result.after[result.metric], abs=1e-4)
     record = json.loads((out / "twinsearch_training.json").read_text())
     assert record["result"]["train_examples"] == len(train_set)
     card = (out / "README.md").read_text()
@@ -225,6 +231,15 @@ def test_train_command_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1
     assert "is not empty" in again.stderr
+    replaced = CliRunner().invoke(app, [*args, "--overwrite", "--json"])
+    assert replaced.exit_code == 0, replaced.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    kept = CliRunner().invoke(app, [*args[:2], "-o", str(tmp_path / "notes"), "--overwrite"])
+    assert kept.exit_code == 1 and "other than a model" in kept.stderr
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    a_file = CliRunner().invoke(app, [*args[:2], "-o", str(path)])
+    assert a_file.exit_code == 1 and "is a file" in a_file.stderr
     untied = CliRunner().invoke(app, [*args[:2], "-o", str(tmp_path / "x"), "--untie"])
     assert untied.exit_code == 1 and "--untie goes with --arch half-twin" in untied.stderr
 

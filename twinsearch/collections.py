@@ -70,6 +70,17 @@ def open_for_search(client: Client, name: str, encoder: Encoder) -> Store:
     return store
 
 
+def create(client: Client, name: str, fingerprint: str, spec: CollectionSpec) -> Store:
+    """Create collection ``name``; where the client wants it (a server), as
+    ``versioned_name`` behind an alias ``name``, so that a re-index can switch it later."""
+    behind_alias = client.aliased and VERSION_SEP not in name
+    store = client.collection(versioned_name(name, fingerprint) if behind_alias else name)
+    store.create(spec)
+    if behind_alias:
+        client.switch_alias(name, store.name)
+    return store
+
+
 def open_for_write(
     client: Client,
     name: str,
@@ -87,13 +98,8 @@ def open_for_write(
     if not store.exists():
         bm25 = bm25 or Bm25Settings()
         metadata = build_metadata(encoder, chunking, bm25, **extra)
-        behind_alias = client.aliased and VERSION_SEP not in name
-        if behind_alias:
-            store = client.collection(versioned_name(name, encoder.fingerprint))
-        store.create(CollectionSpec(dim=encoder.dim, metadata=metadata))
-        if behind_alias:
-            client.switch_alias(name, store.name)
-        return store, Bm25(bm25)
+        spec = CollectionSpec(dim=encoder.dim, metadata=metadata)
+        return create(client, name, encoder.fingerprint, spec), Bm25(bm25)
     meta = check_encoder(store, encoder)
     check_chunking(store, meta, chunking)
     settings = meta.get("bm25")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from twinsearch.collections import create
 from twinsearch.errors import EncoderMismatch
 from twinsearch.stores import Client, CollectionSpec, Store
 from twinsearch.types import ScoredPoint
@@ -68,7 +69,8 @@ def migrate(
                 f"(fingerprint {str(have)[:12]}); migrate under another name with --as NAME"
             )
     else:
-        target.create(CollectionSpec(dim=int(meta["encoder"]["dim"]), metadata=meta))
+        spec = CollectionSpec(dim=int(meta["encoder"]["dim"]), metadata=meta)
+        target = create(target_client, name, str(fingerprint), spec)
     every = max(1, report.source_points // max(sample, 1))
     queries: list[tuple[str, list[float]]] = []
     seen = 0

@@ -6,6 +6,7 @@ a server); a ``Store`` is one collection in it. Both backends pass the same cont
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,9 +90,13 @@ VERSION_SEP = "__"
 
 
 def versioned_name(name: str, fingerprint: str) -> str:
-    """The collection a re-index of ``name`` with another model builds before the switch."""
-    base = name.split(VERSION_SEP)[0][: 64 - len(VERSION_SEP) - 12]
-    return f"{base}{VERSION_SEP}{fingerprint[:12]}"
+    """The collection a re-index of ``name`` with another model builds before the switch:
+    distinct for every (name, model), within the 64 characters names may have."""
+    suffix = f"{VERSION_SEP}{fingerprint[:12]}"
+    if len(name) + len(suffix) <= 64:
+        return name + suffix
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name[: 64 - len(suffix) - len(digest) - 1]}-{digest}{suffix}"
 
 
 def to_point(id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None) -> Point:

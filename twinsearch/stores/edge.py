@@ -325,6 +325,13 @@ class EdgeClient:
         return self._open[name]
 
     def drop(self, name: str) -> None:
+        target = self.aliases().get(name)
+        if target and target != name and EdgeStore(self.root, name).exists():
+            raise StoreError(
+                f"{name!r} stands for {target!r} since a re-index, and the collection "
+                f"{name!r} it replaced is still kept; `twinsearch alias {name} {name}` "
+                "switches back to that one, after which each can be dropped by its own name"
+            )
         store = self.collection(name)
         if not store.exists():
             raise CollectionNotFound(store._not_found())

@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,7 +47,8 @@ class TrainConfig:
     batch_size: int = 64
     mini_batch_size: int = 32
     learning_rate: float = 1e-4
-    head_learning_rate: float = 1e-3
+    head_learning_rate_factor: float = 10.0
+    """A half-twin's heads learn this many times faster than the shared trunk."""
     weight_decay: float = 0.01
     warmup: float = 0.1
     window: int = 128
@@ -344,9 +345,10 @@ def _loss(model: Any, config: TrainConfig) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
     if config.loss == "mnrl":
-        # Symmetric InfoNCE: each query picks its document among the batch's documents, and
-        # each document its query among the batch's queries; the second direction costs no
-        # extra encoding and gained on held-out queries.
+        # Symmetric InfoNCE: one softmax per query over its scores against the batch's
+        # documents and the batch's queries' scores against its document (query-to-document
+        # and document-to-query terms together). The second direction costs no extra
+        # encoding and gained on held-out queries.
         return losses.CachedMultipleNegativesRankingLoss(
             model,
             mini_batch_size=config.mini_batch_size,
@@ -394,6 +396,10 @@ def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progres
     return count
 
 
+def _squeezed(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _mine_from_store(
     base_path: str, data: TrainingData, store: Any, config: TrainConfig, progress: Progress
 ) -> int:
@@ -421,13 +427,21 @@ def _mine_from_store(
     queries = base.encode_query([p.query for p in data.pairs], **kwargs)
     positives = base.encode_document([p.positive for p in data.pairs], **kwargs)
     depth = max(50, 10 * config.hard_negatives)
+    relevant: dict[str, list[str]] = {}
+    for pair in data.pairs:
+        relevant.setdefault(pair.query, []).append(_squeezed(pair.positive))
     count = 0
     for i, pair in enumerate(data.pairs):
-        ceiling = (1 - config.mining_margin) * float(np.dot(queries[i], positives[i]))
+        score = float(np.dot(queries[i], positives[i]))
+        ceiling = score - abs(score) * config.mining_margin
         found: list[str] = []
         for hit in store.search(depth, dense=[float(x) for x in queries[i]]):
             text = str(hit.payload.get("text") or "").strip()
-            if not text or hit.score > ceiling or text in pair.positive or pair.positive in text:
+            if not text or hit.score > ceiling:
+                continue
+            # A chunk of any document relevant to this query is no negative.
+            chunk = _squeezed(text)
+            if any(chunk in positive or positive in chunk for positive in relevant[pair.query]):
                 continue
             if text not in found:
                 found.append(text)
@@ -491,6 +505,7 @@ def train(
     from transformers import set_seed
 
     progress = progress or _Silent()
+    data = replace(data, pairs=list(data.pairs))  # mining adds negatives to a copy
     if not config.hard_negatives:
         _check_loss(data, config.loss)
     set_seed(config.seed)
@@ -570,9 +585,14 @@ def train(
         report_to="none",
         disable_tqdm=True,
         dataloader_drop_last=False,
-        router_mapping=routes if config.arch == "half-twin" else {},
+        # Any model with a Router (a half-twin, new or trained before) needs the routes;
+        # the others ignore them.
+        router_mapping=routes,
         learning_rate_mapping=(
-            {r"sub_modules\.(query|document)\.\d+\.linear": config.head_learning_rate}
+            {
+                r"sub_modules\.(query|document)\.\d+\.linear": config.learning_rate
+                * config.head_learning_rate_factor
+            }
             if config.arch == "half-twin" and not config.untie
             else {}
         ),
@@ -619,9 +639,11 @@ def train(
             progress.stage("measuring the trained model on the held-out split")
             model.max_seq_length = min(config.window, own_max)
             after = {k: float(v) for k, v in evaluator(model).items()}
-        if held is not None and held.kind == "labelled":
-            threshold = after.get(f"val_{config.calibrate}_threshold")
     model.max_seq_length = own_max
+    if evaluator is not None and held is not None and held.kind == "labelled":
+        # `compare` encodes at the model's full length: calibrate the threshold there.
+        after = {k: float(v) for k, v in evaluator(model).items()}
+        threshold = after.get(f"val_{config.calibrate}_threshold")
     examples_seen = len(train_set) * (trainer.state.epoch or 0)
     result = TrainResult(
         output=output,
