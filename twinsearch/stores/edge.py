@@ -150,9 +150,7 @@ class EdgeStore:
                 )
             },
             sparse_vectors={
-                SPARSE: qe.EdgeSparseVectorParams(
-                    modifier=qe.Modifier.Idf, memory=qe.Memory.Cached
-                )
+                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cached)
             },
         )
         with self._translate():
