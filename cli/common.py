@@ -167,19 +167,32 @@ def server_options(settings: Settings) -> Any:
 
 
 @contextmanager
-def open_searcher(settings: Settings) -> Iterator[Any]:
-    """The settings' collection, opened for queries with the encoder that fits it."""
+def open_searcher(settings: Settings, first_query: str | None = None) -> Iterator[Any]:
+    """The settings' collection, opened for queries with the encoder that fits it.
+
+    Given ``first_query``, that query is embedded in a child process while this one opens
+    the collection (see ``onnx.ForkedQuery``): a one-off search starts quicker.
+    """
     from twinsearch.collections import open_for_search
     from twinsearch.search import Searcher
 
     with open_client(settings) as client:
-        encoder = query_encoder(settings, client.collection(settings.collection))
-        yield Searcher.for_store(open_for_search(client, settings.collection, encoder), encoder)
+        encoder = query_encoder(settings, client.collection(settings.collection), first_query)
+        try:
+            store = open_for_search(client, settings.collection, encoder)
+            if first_query is not None:
+                store.open()
+            yield Searcher.for_store(store, encoder)
+        finally:
+            if hasattr(encoder, "close"):
+                encoder.close()
 
 
-def query_encoder(settings: Settings, store: Any) -> Any:
+def query_encoder(settings: Settings, store: Any, first_query: str | None = None) -> Any:
     """The encoder to embed queries for ``store``: its model's ONNX export when there is
     one (no torch to import: a quick start), else the model itself on torch."""
+    import sys
+
     from twinsearch.collections import recorded_model
     from twinsearch.encoders import onnx
     from twinsearch.errors import ModelError
@@ -190,10 +203,24 @@ def query_encoder(settings: Settings, store: Any) -> Any:
     if name.startswith("hashing"):
         return load_encoder(settings, name)
     fingerprint = store.metadata()["encoder"]["fingerprint"]
-    try:
-        from twinsearch.cli.config import free_cores
+    from twinsearch.cli.config import free_cores
 
-        return onnx.load(models_dir(settings), fingerprint, settings.threads or free_cores())
+    threads = settings.threads or free_cores()
+    # Forking is safe here only before any library has started threads of its own (torch
+    # does, for one); the CLI's search path never imports it.
+    if first_query is not None and sys.platform.startswith("linux") and "torch" not in sys.modules:
+        try:
+            return onnx.ForkedQuery(
+                models_dir(settings),
+                fingerprint,
+                first_query,
+                fallback=lambda: query_encoder(settings, store),
+                threads=threads,
+            )
+        except ModelError:
+            pass  # said below, by the path without a child
+    try:
+        return onnx.load(models_dir(settings), fingerprint, threads)
     except ModelError as exc:
         err.print(
             f"note: {exc}; using torch, which starts slower "

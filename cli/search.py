@@ -66,7 +66,7 @@ def search(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    with open_searcher(settings) as searcher:
+    with open_searcher(settings, first_query=query) as searcher:
         hits = searcher.search(query, top_k, mode.value, conditions or None)
     if json_out:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))

@@ -292,8 +292,30 @@ def test_search_on_the_onnx_path_imports_no_torch(data: Path) -> None:
         print(sorted({{"torch", "sentence_transformers", "qdrant_client"}} & set(sys.modules)))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    *printed, modules = out.stdout.strip().splitlines()
+    assert modules == "[]"
     assert "note:" not in out.stderr
+    # A fresh process embeds its query in a forked child while it opens the collection;
+    # the hits are those of the same search made in-process.
+    forked = json.loads("\n".join(printed))
+    in_process = json.loads(run("search", "tides", "--json", "--data-dir", data).stdout)
+    assert [h["doc_id"] for h in forked] == [h["doc_id"] for h in in_process]
+    assert [h["score"] for h in forked] == pytest.approx([h["score"] for h in in_process])
+
+
+def test_a_broken_export_found_by_the_forked_child_falls_back_to_torch(
+    data: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    [export] = list((copy / "models").iterdir())
+    (export / "query.onnx").write_bytes(b"not a model")
+    command = [sys.executable, "-m", "twinsearch.cli", "search", "tides and the moon", "--json"]
+    out = subprocess.run(
+        [*command, "--data-dir", str(copy)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout)[0]["doc_id"] == "science/ocean-tides.txt"
+    assert "broken ONNX export" in out.stderr and "using torch" in out.stderr
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
@@ -311,3 +333,25 @@ def test_a_missing_or_broken_export_falls_back_to_torch(
     assert json.loads(result.stdout)[0]["doc_id"] == "science/ocean-tides.txt"
     expected = "no ONNX export" if damage == "missing" else "broken ONNX export"
     assert expected in result.stderr and "using torch" in result.stderr
+
+
+def test_the_forked_child_embeds_the_first_query(data: Path) -> None:
+    code = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        import numpy as np
+        from twinsearch.encoders import onnx
+
+        models = Path({str(data / "models")!r})
+        [fingerprint] = [p.name for p in models.iterdir()]
+        def fallback():
+            raise AssertionError("the vector must come from the child")
+        forked = onnx.ForkedQuery(models, fingerprint, "tides", fallback=fallback)
+        assert forked._pid not in (None, os.getpid())
+        vector = forked.encode_queries(["tides"])
+        here = onnx.load(models, fingerprint).encode_queries(["tides"])
+        assert np.allclose(vector, here, atol=1e-6), (vector, here)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

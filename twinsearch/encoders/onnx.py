@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,19 +242,99 @@ class _Spans:
         return list(self._tok.encode(text, add_special_tokens=False).offsets)
 
 
-def load(models_dir: Path, fingerprint: str, threads: int | None = None) -> OnnxEncoder:
-    """The exported encoder for ``fingerprint``; ``ModelError`` saying why it cannot be used."""
-    folder = folder_for(models_dir, fingerprint)
+def _checked_config(folder: Path, fingerprint: str) -> dict[str, Any]:
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
+        config: dict[str, Any] = json.loads((folder / CONFIG_FILE).read_text())
     except FileNotFoundError:
         raise ModelError(f"no ONNX export in {folder}") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"unreadable ONNX export in {folder}: {exc}") from None
     if config.get("fingerprint") != fingerprint or config.get("min_cosine", 0) < MIN_COSINE:
         raise ModelError(f"the ONNX export in {folder} does not match the model")
+    return config
+
+
+def load(models_dir: Path, fingerprint: str, threads: int | None = None) -> OnnxEncoder:
+    """The exported encoder for ``fingerprint``; ``ModelError`` saying why it cannot be used."""
+    folder = folder_for(models_dir, fingerprint)
+    config = _checked_config(folder, fingerprint)
     try:
         return OnnxEncoder(folder, config, threads)
     except Exception as exc:  # onnxruntime and tokenizers raise their own types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"broken ONNX export in {folder}: {first[:200]}") from None
+
+
+class ForkedQuery:
+    """An encoder whose first query is embedded in a forked child process, which loads the
+    ONNX session there while this process does something else (opens the store): on two
+    cores the two start-up costs overlap instead of adding up.
+
+    Any other text, or a child that fails, is embedded in this process by the encoder
+    ``fallback`` returns (which should say why it is needed).
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        fingerprint: str,
+        query: str,
+        fallback: Callable[[], Any],
+        threads: int | None = None,
+    ) -> None:
+        config = _checked_config(folder_for(models_dir, fingerprint), fingerprint)
+        self.name = str(config["name"])
+        self.fingerprint = str(config["fingerprint"])
+        self.dim = int(config["dim"])
+        self.similarity = str(config["similarity"])
+        self.window = int(config["window"])
+        self._query = query
+        self._fallback = fallback
+        self._encoder: Any = None
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: embed, hand the vector over, and leave without cleanup
+            try:
+                os.close(read)
+                vector = load(models_dir, fingerprint, threads).encode_queries([query])[0]
+                os.write(write, np.asarray(vector, dtype=np.float32).tobytes())
+            finally:
+                os._exit(0)
+        os.close(write)
+        self._pid: int | None = pid
+        self._read = read
+
+    def _collect(self) -> np.ndarray | None:
+        data = b""
+        while chunk := os.read(self._read, 65536):
+            data += chunk
+        os.close(self._read)
+        os.waitpid(self._pid or 0, 0)
+        self._pid = None
+        if len(data) != self.dim * 4:
+            return None
+        return np.frombuffer(data, dtype=np.float32).reshape(1, self.dim)
+
+    def _here(self) -> Any:
+        if self._encoder is None:
+            self._encoder = self._fallback()
+        return self._encoder
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._here().tokenizer
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if self._pid is not None:
+            vector = self._collect()
+            if vector is not None and list(texts) == [self._query]:
+                return vector
+        return np.asarray(self._here().encode_queries(texts))
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._here().encode_documents(texts))
+
+    def close(self) -> None:
+        """Reap the child if its vector was never asked for."""
+        if self._pid is not None:
+            self._collect()

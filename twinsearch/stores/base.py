@@ -166,6 +166,10 @@ class Store(Protocol):
         """Every point, vectors and whole payload included, a page at a time."""
         ...
 
+    def open(self) -> None:
+        """Open now what would otherwise open on first use."""
+        ...
+
     def finish(self) -> None:
         """Called after a bulk write: make it durable and searchable at full speed."""
         ...

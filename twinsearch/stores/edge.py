@@ -123,6 +123,9 @@ class EdgeStore:
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
         return self._shard
 
+    def open(self) -> None:
+        self._open()
+
     def _not_found(self) -> str:
         return (
             f"no collection {self.name!r} in {self.folder.parent}; "

@@ -267,6 +267,9 @@ class ServerStore:
             if offset is None:
                 return
 
+    def open(self) -> None:
+        """Nothing to open: the connection belongs to the client."""
+
     def finish(self) -> None:
         """The server builds its indexes in the background; writes were already awaited."""
 
