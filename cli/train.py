@@ -280,22 +280,7 @@ def train(
             progress=None if json_out else _Bar(),
         )
     if json_out:
-        summary = {
-            "output": str(result.output),
-            "before": result.before,
-            "after": result.after,
-            "threshold": result.threshold,
-            "train_examples": result.train_examples,
-            "held_out_examples": result.held_out_examples,
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "seconds": round(result.seconds, 1),
-            "examples_per_second": round(result.examples_per_second, 2),
-            "device": result.device,
-            "precision": result.precision,
-            "interrupted": result.interrupted,
-        }
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(result.as_dict(), indent=2))
         return
     for note in result.notes:
         err.print(f"note: {note}", markup=False)

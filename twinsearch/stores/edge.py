@@ -337,7 +337,8 @@ class EdgeClient:
         return self._open[name]
 
     def drop(self, name: str) -> None:
-        target = self.aliases().get(name)
+        aliases = self.aliases()
+        target = aliases.get(name)
         if target and target != name and EdgeStore(self.root, name).exists():
             raise StoreError(
                 f"{name!r} stands for {target!r} since a re-index, and the collection "
@@ -349,9 +350,9 @@ class EdgeClient:
             raise CollectionNotFound(store._not_found())
         store._open()  # refuses while another process holds it
         store.close()
-        aliases = {a: t for a, t in self.aliases().items() if t != store.name and a != name}
-        if aliases != self.aliases():
-            _write_json_atomic(self.root / ALIASES_FILE, aliases)
+        kept = {a: t for a, t in aliases.items() if t != store.name and a != name}
+        if kept != aliases:
+            _write_json_atomic(self.root / ALIASES_FILE, kept)
         shutil.rmtree(store.folder)
         del self._open[store.name]
 

@@ -81,6 +81,10 @@ class TrainResult:
     mined: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what `train --json` prints and the model folder records."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
 
 class Progress(Protocol):
     def stage(self, text: str) -> None: ...
@@ -697,7 +701,7 @@ def _save(
         "base_model": base_name,
         "config": asdict(config),
         "data": {"source": str(data.source), "kind": data.kind, "skipped": data.skipped},
-        "result": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()},
+        "result": result.as_dict(),
         "threshold": result.threshold,
         "threshold_objective": config.calibrate if result.threshold is not None else None,
     }
