@@ -8,16 +8,39 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from twinsearch.errors import TwinsearchError
 from twinsearch.settings import Settings
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class LazyConsole:
+    """A rich console made on first use. Importing rich takes a few hundredths of a second
+    that `twinsearch search` would rather spend after its query child has started."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich, name)
+
+
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+out = LazyConsole(highlight=False, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,
@@ -112,7 +135,7 @@ def index_progress() -> Iterator[Callable[[Any, Any], None]]:
         TextColumn("{task.fields[docs]} docs, {task.fields[chunks]} chunks"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=err.rich,
         transient=True,
     )
     with progress:

@@ -49,7 +49,7 @@ def migrate(
     target = connect(url=to, api_key=settings.qdrant_api_key, server=server_options(settings))
     progress = Progress(
         TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-        console=err, transient=True,
+        console=err.rich, transient=True,
     )  # fmt: skip
     try:
         with progress:

@@ -78,7 +78,7 @@ class _Bar:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            console=err,
+            console=err.rich,
             transient=True,
         )
         self._task: Any = None

@@ -179,8 +179,10 @@ def locked(data: Path) -> Iterator[None]:
             sys.executable,
             "-c",
             textwrap.dedent(f"""
-            import sys, time, qdrant_edge
-            shard = qdrant_edge.EdgeShard.load({str(data / "collections/default/shard")!r})
+            import sys
+            from twinsearch.stores import connect
+            store = connect(data_dir={str(data)!r}).collection("default")
+            store.open()
             print("ready", flush=True)
             sys.stdin.read()
         """),

@@ -182,10 +182,16 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
             text = " ".join(words[(i + j) % len(words)] for j in range(40)) + f" doc{i}"
             fh.write(json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": text}) + "\n")
     data = tmp_path / "data"
-    cmd = [sys.executable, "-m", "twinsearch.cli", "index", str(corpus), "--model", "hashing"]
+    # Commits every 1000 points rather than 5000, so that some land within the second and a
+    # half before the kill, on any machine.
+    run = (
+        "import sys; from twinsearch.stores import edge; edge.FLUSH_EVERY = 1000; "
+        "from twinsearch.cli.app import app; app(sys.argv[1:])"
+    )
+    cmd = [sys.executable, "-c", run, "index", str(corpus), "--model", "hashing"]
     proc = subprocess.Popen([*cmd, "--data-dir", str(data)], stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and not list(data.glob("collections/default/shard/wal/*")):
+    while time.time() < deadline and not (data / "collections/default/collection.json").exists():
         time.sleep(0.05)
     time.sleep(1.5)  # let some batches land
     proc.send_signal(signal.SIGKILL)

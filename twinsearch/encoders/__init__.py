@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from twinsearch.encoders.base import Encoder, Tokenizer
-from twinsearch.encoders.hashing import HashingEncoder
 from twinsearch.errors import ModelError
+
+if TYPE_CHECKING:
+    from twinsearch.encoders.hashing import HashingEncoder
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -22,7 +25,18 @@ def model_ref(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
+def __getattr__(name: str) -> Any:
+    # Imported on demand: it needs numpy, which a search's parent process never loads.
+    if name == "HashingEncoder":
+        from twinsearch.encoders.hashing import HashingEncoder
+
+        return HashingEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _hashing(name: str) -> HashingEncoder:
+    from twinsearch.encoders.hashing import HashingEncoder
+
     _, _, dim = name.partition(":")
     if dim and not dim.isdigit():
         raise ModelError(f"bad model {name!r}: write hashing or hashing:DIM, e.g. hashing:256")

@@ -12,20 +12,26 @@ half-twin `twinsearch train` makes, the same with a linear head per route after 
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from twinsearch.errors import ModelError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 MODEL_FILE = "query.onnx"
+WEIGHTS_FILE = "query.onnx.data"
+# 2: the weights in WEIGHTS_FILE, beside the graph. Exports of an older format are redone.
+FORMAT = 2
 CONFIG_FILE = "onnx.json"
 TOKENIZER_FILE = "tokenizer.json"
 HEADS_FILE = "heads.npz"
@@ -88,7 +94,7 @@ def export(encoder: Any, models_dir: Path) -> Path | None:
     """Export ``encoder``'s model (a ``SentenceTransformerEncoder``) unless it is there
     already; None if its architecture is not one this module runs."""
     target = folder_for(models_dir, encoder.fingerprint)
-    if (target / CONFIG_FILE).is_file():
+    if _format(target) >= FORMAT:
         return target
     architecture = _architecture(encoder.model)
     if architecture is None:
@@ -97,19 +103,31 @@ def export(encoder: Any, models_dir: Path) -> Path | None:
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
     try:
         _export_into(staging, encoder, architecture)
-        if not target.exists():
+        if _format(target) < FORMAT:  # not made meanwhile by another process
+            shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
+def _format(folder: Path) -> int:
+    """The format of the export in ``folder``: 0 if there is none, 1 before formats."""
+    try:
+        return int(json.loads((folder / CONFIG_FILE).read_text()).get("format", 1))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> None:
+    import onnx
     import torch
 
     model = encoder.model
     transformer = model[0].auto_model.eval()
     sample = model.tokenizer(["hello", "a longer sample"], padding=True, return_tensors="pt")
+    # The sample must sit where the weights do: on a GPU machine the model loads on cuda.
+    sample = sample.to(next(transformer.parameters()).device)
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
     class Hidden(torch.nn.Module):
@@ -133,13 +151,27 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
             opset_version=17,
             dynamo=False,
         )
+    # The weights in a file of their own, which onnxruntime maps into memory instead of
+    # parsing and copying them out of the graph: a session then loads in half the time.
+    graph = onnx.load(str(staging / MODEL_FILE))
+    onnx.save_model(
+        graph,
+        str(staging / MODEL_FILE),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
     (staging / TOKENIZER_FILE).write_text(model.tokenizer.backend_tokenizer.to_str())
     heads = architecture.pop("heads")
+    import numpy as np
+
     if heads:
         arrays = {f"{route}_weight": w for route, (w, _) in heads.items()}
         arrays.update({f"{route}_bias": b for route, (_, b) in heads.items() if b is not None})
         np.savez(staging / HEADS_FILE, **arrays)
     config = {
+        "format": FORMAT,
         "name": encoder.name,
         "fingerprint": encoder.fingerprint,
         "dim": encoder.dim,
@@ -151,11 +183,11 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
         "heads": bool(heads),
         **architecture,
     }
-    onnx = OnnxEncoder(staging, config)
+    exported = OnnxEncoder(staging, config)
     cosines = np.concatenate(
         [
-            np.sum(onnx.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1),
-            np.sum(onnx.encode_documents(SAMPLES) * encoder.encode_documents(SAMPLES), axis=1),
+            np.sum(exported.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1),
+            np.sum(exported.encode_documents(SAMPLES) * encoder.encode_documents(SAMPLES), axis=1),
         ]
     )
     config["min_cosine"] = float(cosines.min())
@@ -172,6 +204,7 @@ class OnnxEncoder:
     """The ``Encoder`` protocol over an exported model: onnxruntime and tokenizers only."""
 
     def __init__(self, folder: Path, config: dict[str, Any], threads: int | None = None) -> None:
+        import numpy as np
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -184,10 +217,7 @@ class OnnxEncoder:
         self._tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self._tok.no_padding()
         self._tok.enable_truncation(int(config["max_seq_length"]))
-        spans = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        spans.no_truncation()
-        spans.no_padding()
-        self.tokenizer = _Spans(spans)
+        self.tokenizer = _Spans(folder / TOKENIZER_FILE)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -207,6 +237,8 @@ class OnnxEncoder:
         return out + bias if bias is not None else out
 
     def _encode(self, route: str, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         prompt = self.config["prompts"].get(route, "")
         encoded = self._tok.encode_batch([prompt + text for text in texts])
         width = max(len(e.ids) for e in encoded)
@@ -235,10 +267,19 @@ class OnnxEncoder:
 
 
 class _Spans:
-    def __init__(self, tok: Any) -> None:
-        self._tok = tok
+    """The tokenizer for chunking, loaded when first used: queries never need it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._tok: Any = None
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
+        if self._tok is None:
+            from tokenizers import Tokenizer
+
+            self._tok = Tokenizer.from_file(str(self._path))
+            self._tok.no_truncation()
+            self._tok.no_padding()
         return list(self._tok.encode(text, add_special_tokens=False).offsets)
 
 
@@ -268,7 +309,8 @@ def load(models_dir: Path, fingerprint: str, threads: int | None = None) -> Onnx
 class ForkedQuery:
     """An encoder whose first query is embedded in a forked child process, which loads the
     ONNX session there while this process does something else (opens the store): on two
-    cores the two start-up costs overlap instead of adding up.
+    cores the two start-up costs overlap instead of adding up. This process never imports
+    numpy for it: the vector comes back as an ``array.array`` of float32.
 
     Any other text, or a child that fails, is embedded in this process by the encoder
     ``fallback`` returns (which should say why it is needed).
@@ -297,14 +339,14 @@ class ForkedQuery:
             try:
                 os.close(read)
                 vector = load(models_dir, fingerprint, threads).encode_queries([query])[0]
-                os.write(write, np.asarray(vector, dtype=np.float32).tobytes())
+                os.write(write, vector.astype("<f4").tobytes())
             finally:
                 os._exit(0)
         os.close(write)
         self._pid: int | None = pid
         self._read = read
 
-    def _collect(self) -> np.ndarray | None:
+    def _collect(self) -> list[array.array[float]] | None:
         data = b""
         while chunk := os.read(self._read, 65536):
             data += chunk
@@ -313,7 +355,10 @@ class ForkedQuery:
         self._pid = None
         if len(data) != self.dim * 4:
             return None
-        return np.frombuffer(data, dtype=np.float32).reshape(1, self.dim)
+        vector = array.array("f", data)
+        if sys.byteorder != "little":
+            vector.byteswap()
+        return [vector]
 
     def _here(self) -> Any:
         if self._encoder is None:
@@ -324,15 +369,15 @@ class ForkedQuery:
     def tokenizer(self) -> Any:
         return self._here().tokenizer
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_queries(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
         if self._pid is not None:
             vector = self._collect()
             if vector is not None and list(texts) == [self._query]:
                 return vector
-        return np.asarray(self._here().encode_queries(texts))
+        return self._here().encode_queries(texts)
 
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self._here().encode_documents(texts))
+    def encode_documents(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        return self._here().encode_documents(texts)
 
     def close(self) -> None:
         """Reap the child if its vector was never asked for."""

@@ -12,8 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from twinsearch.errors import ConfigError
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
@@ -101,6 +99,8 @@ def versioned_name(name: str, fingerprint: str) -> str:
 
 def to_point(id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None) -> Point:
     """A point read back from either engine: named dense and sparse vectors."""
+    import numpy as np
+
     sparse = vectors.get(SPARSE)
     return Point(
         str(id),

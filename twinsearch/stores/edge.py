@@ -4,8 +4,16 @@ Layout under the data folder::
 
     collections/<name>/collection.json   metadata (encoder fingerprint, chunking, version)
     collections/<name>/shard/            the Qdrant Edge shard
+    collections/<name>/lock              held by the one process that has the shard open
 
 A shard is held open by one process at a time; a second opener gets ``CollectionLocked``.
+
+Shards keep no write-ahead log. What is written becomes durable when it is flushed: every
+``FLUSH_EVERY`` points or ``FLUSH_SECONDS``, and at the end of a run (``finish``), each
+flush a commit point, as in Lucene. A run killed in between loses only what it wrote since
+the last one, which the indexer's next run writes again, since it plans from what the
+store holds. Without the log, opening a collection reads no log back (a third less time
+at 100k chunks), and a collection takes 96 MB less disk.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import qdrant_edge as qe
+from filelock import FileLock, Timeout
 
 from twinsearch.errors import CollectionLocked, CollectionNotFound, StoreError
 from twinsearch.stores.base import (
@@ -37,13 +47,18 @@ from twinsearch.stores.base import (
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
 METADATA_FILE = "collection.json"
+LOCK_FILE = "lock"
 ALIASES_FILE = "aliases.json"
-# Below this many points an exact scan takes a few milliseconds, and building HNSW costs
-# more than it saves.
-HNSW_MIN_POINTS = 20_000
+# A segment holds at most this much vector data (dense and BM25), in KB, about 20k chunks
+# of a 384-dimensional model. Writes fill one segment at a time; once full it is sealed:
+# built into an immutable segment with its HNSW graph, in memory bounded by its own size,
+# whatever the size of the collection. Segments below this stay unindexed: an exact scan
+# of them takes a few milliseconds, and building HNSW would cost more than it saves.
+SEGMENT_KB = 32_000
 HNSW_EF = 128
 SCROLL_PAGE = 2048
 FLUSH_EVERY = 5000
+FLUSH_SECONDS = 10.0
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
@@ -92,7 +107,10 @@ class EdgeStore:
         self.name = check_name(name)
         self.folder = root / name
         self._shard: Any = None
+        self._lock: FileLock | None = None
         self._unflushed = 0
+        self._flushed_at = time.monotonic()
+        self._written = False
 
     # -- lifecycle -----------------------------------------------------------------
     @contextmanager
@@ -119,9 +137,29 @@ class EdgeStore:
         if self._shard is None:
             if not self.exists():
                 raise CollectionNotFound(self._not_found())
+            self._hold()
             with self._translate():
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
         return self._shard
+
+    def _hold(self) -> None:
+        """Take the collection's lock, or say who has it: the engine runs inside one process."""
+        if self._lock is None:
+            lock = FileLock(self.folder / LOCK_FILE, timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise CollectionLocked(
+                    f"collection {self.name!r} is in use by another twinsearch process; "
+                    "wait for it to finish, or use a Qdrant server (--qdrant-url) for "
+                    "concurrent access"
+                ) from None
+            self._lock = lock
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
 
     def open(self) -> None:
         self._open()
@@ -143,6 +181,7 @@ class EdgeStore:
         if self.folder.exists():
             self._clear_half_created()
         self.folder.mkdir(parents=True)
+        self._hold()
         # Vectors and the BM25 index memory-mapped and read on demand, not loaded into RAM
         # when the collection opens: a cold search at 100k chunks would otherwise spend
         # much of its time reading 150 MB of vectors and decoding the inverted index.
@@ -153,8 +192,12 @@ class EdgeStore:
                 )
             },
             sparse_vectors={
-                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cached)
+                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
             },
+            optimizers=qe.EdgeOptimizersConfig(
+                max_segment_size=SEGMENT_KB, indexing_threshold=SEGMENT_KB
+            ),
+            wal_enabled=False,  # see the module's docstring
         )
         with self._translate():
             self._shard = qe.EdgeShard.create(str(self._shard_path), config)
@@ -177,10 +220,14 @@ class EdgeStore:
     def _clear_half_created(self) -> None:
         """Remove what a create that died half-way left, unless it holds points."""
         if (self._shard_path / "edge_config.json").is_file():
-            with self._translate():
-                shard = qe.EdgeShard.load(str(self._shard_path))
-                points = shard.count(qe.CountRequest(exact=True))
-                shard.close()
+            self._hold()
+            try:
+                with self._translate():
+                    shard = qe.EdgeShard.load(str(self._shard_path))
+                    points = shard.count(qe.CountRequest(exact=True))
+                    shard.close()
+            finally:
+                self._release()
             if points:
                 raise StoreError(
                     f"{self.folder} holds {points} points but no {METADATA_FILE}; restore that "
@@ -205,9 +252,14 @@ class EdgeStore:
     def close(self) -> None:
         if self._shard is not None:
             shard, self._shard = self._shard, None
-            with self._translate():
-                shard.flush()
-                shard.close()
+            try:
+                with self._translate():
+                    if self._written:  # a search has nothing to write
+                        shard.flush()
+                    shard.close()
+            finally:
+                self._written = False
+                self._release()
 
     # -- data ------------------------------------------------------------------------
     def upsert(self, points: Sequence[Point]) -> None:
@@ -215,17 +267,25 @@ class EdgeStore:
             return
         shard = self._open()
         batch = [qe.Point(p.id, _vectors(p), p.payload) for p in points]
+        self._written = True
         with self._translate():
             shard.update(qe.UpdateOperation.upsert_points(batch))
             self._unflushed += len(batch)
-            if self._unflushed >= FLUSH_EVERY:
+            if (
+                self._unflushed >= FLUSH_EVERY
+                or time.monotonic() - self._flushed_at >= FLUSH_SECONDS
+            ):
                 # Persisting segments lets the write-ahead log drop what it holds, which
-                # would otherwise grow in memory with everything written since opening.
+                # would otherwise grow in memory with everything written since opening;
+                # sealing a full segment keeps the one being written small.
                 shard.flush()
+                shard.optimize()
                 self._unflushed = 0
+                self._flushed_at = time.monotonic()
 
     def delete(self, filter: Filter) -> None:
         shard = self._open()
+        self._written = True
         with self._translate():
             shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(filter)))
 
@@ -306,8 +366,7 @@ class EdgeStore:
         shard = self._open()
         with self._translate():
             shard.flush()
-            if shard.count(qe.CountRequest(exact=False)) >= HNSW_MIN_POINTS:
-                shard.optimize()
+            shard.optimize()
 
 
 class EdgeClient:

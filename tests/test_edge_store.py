@@ -1,0 +1,106 @@
+"""The embedded store's own behaviour, beyond the contract every backend meets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twinsearch.stores import CollectionSpec, edge
+from twinsearch.types import Point
+
+DIM = 8
+
+
+def _points(start: int, n: int) -> list[Point]:
+    rng = np.random.default_rng(start)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        Point(f"00000000-0000-0000-0000-{start + i:012d}", v, {"doc_id": f"d{start + i}"})
+        for i, v in enumerate(vectors)
+    ]
+
+
+def _sealed(store: edge.EdgeStore) -> list[int]:
+    """The number of points in each sealed (immutable, HNSW-indexed) segment."""
+    sizes = []
+    for segment in (store.folder / "shard" / "segments").iterdir():
+        config = json.loads((segment / "segment.json").read_text())["config"]
+        if config["vector_data"]["dense"]["index"]["type"] == "hnsw":
+            matrix = segment / "vector_storage-dense" / "matrix.dat"
+            sizes.append((matrix.stat().st_size - 4) // (DIM * 4))
+    return sizes
+
+
+def test_full_segments_are_sealed_while_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A segment of 16 KB of 8-dimensional vectors holds 512 points; flushing every 300.
+    monkeypatch.setattr(edge, "SEGMENT_KB", 16)
+    monkeypatch.setattr(edge, "FLUSH_EVERY", 300)
+    client = edge.EdgeClient(tmp_path)
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=DIM, metadata={}))
+    points = []
+    for start in range(0, 3000, 100):
+        batch = _points(start, 100)
+        store.upsert(batch)
+        points += batch
+    # Sealed before the end of the run, not all at once by finish().
+    assert len(_sealed(store)) >= 3
+    store.finish()
+    assert store.count() == 3000
+    # Each sealed segment stays within the bound, give or take one flush of points.
+    assert max(_sealed(store)) <= 512 + 300
+    # Searching across segments finds each point as its own nearest neighbour.
+    for p in points[::250]:
+        [hit] = store.search(1, dense=p.vector)
+        assert hit.id == p.id
+    client.close()
+
+
+KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+import numpy as np
+from twinsearch.stores import CollectionSpec, edge
+from twinsearch.types import Point
+
+edge.FLUSH_SECONDS = float(sys.argv[2])
+store = edge.EdgeClient(Path(sys.argv[1])).collection("c")
+store.create(CollectionSpec(dim=4, metadata={}))
+for i in range(3):
+    store.upsert([Point(f"00000000-0000-0000-0000-{i:012d}", np.ones(4, np.float32), {})])
+os._exit(0)  # as if killed: no close, no finish
+"""
+
+
+@pytest.mark.parametrize(("flush_seconds", "kept"), [(0.0, 3), (3600.0, 0)])
+def test_what_a_killed_writer_flushed_is_kept(
+    tmp_path: Path, flush_seconds: float, kept: int
+) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path), str(flush_seconds)], check=True
+    )
+    store = edge.EdgeClient(tmp_path).collection("c")
+    assert store.count() == kept
+    store.close()
+
+
+def test_a_second_opener_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    from twinsearch.errors import CollectionLocked
+
+    first = edge.EdgeClient(tmp_path).collection("c")
+    first.create(CollectionSpec(dim=DIM, metadata={}))
+    second = edge.EdgeClient(tmp_path).collection("c")
+    with pytest.raises(CollectionLocked, match="in use by another twinsearch process"):
+        second.count()
+    first.close()
+    assert second.count() == 0
+    second.close()
