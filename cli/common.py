@@ -205,6 +205,7 @@ def open_searcher(settings: Settings, first_query: str | None = None) -> Iterato
             store = open_for_search(client, settings.collection, encoder)
             if first_query is not None:
                 store.open()
+                out.rich  # noqa: B018  # loads rich while the child may still be busy
             yield Searcher.for_store(store, encoder)
         finally:
             if hasattr(encoder, "close"):
