@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -68,10 +69,12 @@ def search(
     )
     with open_searcher(settings, first_query=query) as searcher:
         hits = searcher.search(query, top_k, mode.value, conditions or None)
-    if json_out:
-        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
-        return
-    print_hits(out, hits)
+        # Shown before the collection closes, which takes a few hundredths of a second.
+        if json_out:
+            print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        else:
+            print_hits(out, hits)
+        sys.stdout.flush()
 
 
 def print_hits(console: Any, hits: list[Any]) -> None:
