@@ -170,7 +170,7 @@ def open_client(settings: Settings) -> Iterator[Any]:
             server=server_options(settings),
         )
     else:
-        client = connect(data_dir=settings.data_dir)
+        client = connect(data_dir=settings.data_dir, segment_mb=settings.segment_mb)
     try:
         yield client
     finally:

@@ -27,6 +27,7 @@ _INTS = {
     "replicas",
     "write_consistency",
     "timeout",
+    "segment_mb",
 }
 
 
@@ -90,6 +91,8 @@ def build_settings(
         if value is not None:
             values[name] = _convert(name, value, f"--{name.replace('_', '-')}")
     values.setdefault("data_dir", default_data_dir())
+    if values.get("segment_mb", 1) < 1:
+        raise ConfigError(f"segment_mb must be at least 1, not {values['segment_mb']}")
     return Settings(**values)
 
 

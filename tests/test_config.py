@@ -38,6 +38,8 @@ def test_bad_settings_name_the_fix(tmp_path: Path) -> None:
         build_settings({}, {"TWINSEARCH_CONFIG": str(config), "TWINSEARCH_THREADS": "many"})
     with pytest.raises(ConfigError, match="does not exist; fix TWINSEARCH_CONFIG"):
         build_settings({}, {"TWINSEARCH_CONFIG": str(tmp_path / "missing.toml")})
+    with pytest.raises(ConfigError, match="segment_mb must be at least 1, not 0"):
+        build_settings({}, {"TWINSEARCH_CONFIG": str(config), "TWINSEARCH_SEGMENT_MB": "0"})
 
 
 def test_free_cores_measures_the_cpu_now_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,3 +104,27 @@ def test_a_second_opener_is_refused_until_the_first_closes(tmp_path: Path) -> No
     first.close()
     assert second.count() == 0
     second.close()
+
+
+def test_segment_size_is_set_per_new_collection(tmp_path: Path) -> None:
+    from twinsearch.stores import connect
+
+    def bound(name: str) -> int:
+        config = json.loads(
+            (tmp_path / "collections" / name / "shard" / "edge_config.json").read_text()
+        )
+        return int(config["optimizers"]["max_segment_size"])
+
+    small = connect(data_dir=tmp_path, segment_mb=16)
+    small.collection("small").create(CollectionSpec(dim=DIM, metadata={}))
+    small.close()
+    default = connect(data_dir=tmp_path)
+    default.collection("default").create(CollectionSpec(dim=DIM, metadata={}))
+    default.close()
+    assert bound("small") == 16_000
+    assert bound("default") == edge.SEGMENT_KB
+    # Opening an existing collection with another setting leaves it as it was made.
+    again = connect(data_dir=tmp_path, segment_mb=1)
+    again.collection("small").upsert(_points(0, 10))
+    again.close()
+    assert bound("small") == 16_000

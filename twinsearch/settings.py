@@ -23,6 +23,9 @@ class Settings:
     threads: int | None = None
     """Torch threads; None: the cores that are free when the command starts."""
     device: str | None = None
+    segment_mb: int = 64
+    """Embedded store: vector data per segment of a new collection. Indexing memory is
+    bounded by one segment; smaller segments use less of it, and slow searches a little."""
     # A Qdrant server's collections (ignored by the embedded store).
     shards: int | None = None
     """Shards of a new collection; None: 1 on one node, 2 per node on a cluster."""

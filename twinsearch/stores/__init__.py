@@ -36,8 +36,12 @@ def connect(
     url: str | None = None,
     api_key: str | None = None,
     server: ServerOptions | None = None,
+    segment_mb: int | None = None,
 ) -> Client:
-    """Exactly one of ``data_dir`` (embedded Qdrant Edge) or ``url`` (Qdrant server)."""
+    """Exactly one of ``data_dir`` (embedded Qdrant Edge) or ``url`` (Qdrant server).
+
+    ``segment_mb``: the embedded store's segment size for new collections (see ``edge``).
+    """
     if (data_dir is None) == (url is None):
         raise ValueError("pass exactly one of data_dir or url")
     if url is not None:
@@ -46,4 +50,4 @@ def connect(
         return ServerClient(url, api_key=api_key, options=server or ServerOptions())
     from twinsearch.stores.edge import EdgeClient
 
-    return EdgeClient(Path(data_dir))  # type: ignore[arg-type]
+    return EdgeClient(Path(data_dir), segment_mb=segment_mb)  # type: ignore[arg-type]

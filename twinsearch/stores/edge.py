@@ -50,12 +50,13 @@ METADATA_FILE = "collection.json"
 LOCK_FILE = "lock"
 ALIASES_FILE = "aliases.json"
 # A segment holds at most this much dense vector data, in KB: about 42k chunks of a
-# 384-dimensional model. Writes fill one segment at a time; once full it is sealed: built
-# into an immutable segment with its HNSW graph, in memory bounded by its own size, however
-# large the collection. A smaller bound saves memory while indexing but costs searches,
-# which visit every segment (at 100k chunks, half this bound made cold searches 30 ms
-# slower and peak memory a third lower). The last, partly filled segment stays unindexed:
-# an exact scan of it takes a few milliseconds.
+# 384-dimensional model (the `segment_mb` setting changes it for new collections). Writes
+# fill one segment at a time; once full it is sealed: built into an immutable segment with
+# its HNSW graph, in memory bounded by its own size, however large the collection. A
+# smaller bound saves memory while indexing but costs searches, which visit every segment
+# (at 100k chunks, half this bound made cold searches 30 ms slower and peak memory a third
+# lower). The last, partly filled segment stays unindexed: an exact scan of it takes a few
+# milliseconds.
 SEGMENT_KB = 64_000
 HNSW_EF = 128
 SCROLL_PAGE = 2048
@@ -105,9 +106,10 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 class EdgeStore:
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, segment_kb: int | None = None) -> None:
         self.name = check_name(name)
         self.folder = root / name
+        self.segment_kb = segment_kb
         self._shard: Any = None
         self._lock: FileLock | None = None
         self._unflushed = 0
@@ -197,7 +199,8 @@ class EdgeStore:
                 SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
             },
             optimizers=qe.EdgeOptimizersConfig(
-                max_segment_size=SEGMENT_KB, indexing_threshold=SEGMENT_KB
+                max_segment_size=self.segment_kb or SEGMENT_KB,
+                indexing_threshold=self.segment_kb or SEGMENT_KB,
             ),
             wal_enabled=False,  # see the module's docstring
         )
@@ -376,8 +379,9 @@ class EdgeClient:
 
     aliased = False  # an alias may shadow a folder of the same name
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, segment_mb: int | None = None) -> None:
         self.root = Path(data_dir).expanduser() / "collections"
+        self.segment_kb = segment_mb * 1000 if segment_mb else None
         self.location = str(self.root)
         self._open: dict[str, EdgeStore] = {}
 
@@ -394,7 +398,7 @@ class EdgeClient:
         if resolve:
             name = self.aliases().get(name, name)
         if name not in self._open:
-            self._open[name] = EdgeStore(self.root, name)
+            self._open[name] = EdgeStore(self.root, name, self.segment_kb)
         return self._open[name]
 
     def drop(self, name: str) -> None:
