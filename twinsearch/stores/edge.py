@@ -115,6 +115,7 @@ class EdgeStore:
         self._unflushed = 0
         self._flushed_at = time.monotonic()
         self._written = False
+        self._bounded: bool | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @contextmanager
@@ -145,6 +146,18 @@ class EdgeStore:
             with self._translate():
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
         return self._shard
+
+    def _seals_as_it_fills(self) -> bool:
+        """Whether the shard bounds its segments. Collections made before it did would,
+        optimized at each flush, merge their segments again and again: they are optimized
+        once, at the end of a run, as they always were."""
+        if self._bounded is None:
+            try:
+                config = json.loads((self._shard_path / "edge_config.json").read_text())
+                self._bounded = bool((config.get("optimizers") or {}).get("max_segment_size"))
+            except (OSError, ValueError):
+                self._bounded = False
+        return self._bounded
 
     def _hold(self) -> None:
         """Take the collection's lock, or say who has it: the engine runs inside one process."""
@@ -280,11 +293,12 @@ class EdgeStore:
                 self._unflushed >= FLUSH_EVERY
                 or time.monotonic() - self._flushed_at >= FLUSH_SECONDS
             ):
-                # Persisting segments lets the write-ahead log drop what it holds, which
-                # would otherwise grow in memory with everything written since opening;
-                # sealing a full segment keeps the one being written small.
+                # A commit (see the module's docstring); on collections made before, it also
+                # lets the write-ahead log drop what it holds. Sealing a full segment keeps
+                # the one being written small.
                 shard.flush()
-                shard.optimize()
+                if self._seals_as_it_fills():
+                    shard.optimize()
                 self._unflushed = 0
                 self._flushed_at = time.monotonic()
 
