@@ -128,3 +128,24 @@ def test_segment_size_is_set_per_new_collection(tmp_path: Path) -> None:
     again.collection("small").upsert(_points(0, 10))
     again.close()
     assert bound("small") == 16_000
+
+
+@pytest.mark.parametrize(("tail_kb", "sealed"), [(4, True), (64, False)])
+def test_a_large_last_segment_is_sealed_at_the_end_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail_kb: int, sealed: bool
+) -> None:
+    monkeypatch.setattr(edge, "SEGMENT_KB", 16)  # 512 points of 8 dimensions
+    monkeypatch.setattr(edge, "TAIL_KB", tail_kb)
+    client = edge.EdgeClient(tmp_path)
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=DIM, metadata={}))
+    points = _points(0, 400)  # 12.8 KB: less than a segment
+    store.upsert(points)
+    store.finish()
+    assert sum(_sealed(store)) == (400 if sealed else 0)
+    config = json.loads((store.folder / "shard" / "edge_config.json").read_text())
+    assert config["optimizers"]["indexing_threshold"] == 16  # put back for the next run
+    for p in points[::50]:
+        [hit] = store.search(1, dense=p.vector)
+        assert hit.id == p.id
+    client.close()

@@ -58,6 +58,9 @@ ALIASES_FILE = "aliases.json"
 # lower). The last, partly filled segment stays unindexed: an exact scan of it takes a few
 # milliseconds.
 SEGMENT_KB = 64_000
+# At the end of a run, a last segment holding more than this is sealed as well (about 2.6k
+# chunks of a 384-dimensional model); smaller updates wait in it for the next run.
+TAIL_KB = 4_000
 HNSW_EF = 128
 SCROLL_PAGE = 2048
 FLUSH_EVERY = 5000
@@ -103,6 +106,24 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _edge_config(dim: int, segment_kb: int, indexing_kb: int) -> Any:
+    # Vectors and the BM25 index memory-mapped and read on demand, not loaded into RAM when
+    # the collection opens: a cold search at 100k chunks would otherwise spend much of its
+    # time reading 150 MB of vectors and decoding the inverted index.
+    return qe.EdgeConfig(
+        vectors={
+            DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)
+        },
+        sparse_vectors={
+            SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
+        },
+        optimizers=qe.EdgeOptimizersConfig(
+            max_segment_size=segment_kb, indexing_threshold=indexing_kb
+        ),
+        wal_enabled=False,  # see the module's docstring
+    )
 
 
 class EdgeStore:
@@ -199,24 +220,8 @@ class EdgeStore:
             self._clear_half_created()
         self.folder.mkdir(parents=True)
         self._hold()
-        # Vectors and the BM25 index memory-mapped and read on demand, not loaded into RAM
-        # when the collection opens: a cold search at 100k chunks would otherwise spend
-        # much of its time reading 150 MB of vectors and decoding the inverted index.
-        config = qe.EdgeConfig(
-            vectors={
-                DENSE: qe.EdgeVectorParams(
-                    size=spec.dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold
-                )
-            },
-            sparse_vectors={
-                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
-            },
-            optimizers=qe.EdgeOptimizersConfig(
-                max_segment_size=self.segment_kb or SEGMENT_KB,
-                indexing_threshold=self.segment_kb or SEGMENT_KB,
-            ),
-            wal_enabled=False,  # see the module's docstring
-        )
+        bound = self.segment_kb or SEGMENT_KB
+        config = _edge_config(spec.dim, bound, bound)
         with self._translate():
             self._shard = qe.EdgeShard.create(str(self._shard_path), config)
             # On-disk (memory-mapped) payload indexes: in-memory ones are rebuilt at every
@@ -386,6 +391,29 @@ class EdgeStore:
         with self._translate():
             shard.flush()
             shard.optimize()
+            if self._written and self._seals_as_it_fills():
+                self._seal_tail()
+
+    def _seal_tail(self) -> None:
+        """Seal the partly filled last segment too, if it holds more than ``TAIL_KB``.
+
+        Left as it is, it would cost every search that opens the collection: an unsealed
+        segment rebuilds its BM25 index in memory when opened and is scanned whole by each
+        query (at 80k chunks, a 32k-chunk tail made opening 0.27 s instead of 0.07 s; at
+        100k, a 4k-chunk one 0.15 s instead of 0.10 s).
+        The optimizer seals what is above its indexing threshold, so the threshold is
+        lowered for one pass, then put back for the next run's writes.
+        """
+        config = json.loads((self._shard_path / "edge_config.json").read_text())
+        bound = int(config["optimizers"]["max_segment_size"])
+        dim = int(config["vectors"][DENSE]["size"])
+        for threshold in (min(TAIL_KB, bound), bound):
+            self._shard.close()
+            self._shard = qe.EdgeShard.load(
+                str(self._shard_path), _edge_config(dim, bound, threshold)
+            )
+            if threshold < bound:
+                self._shard.optimize()
 
 
 class EdgeClient:
