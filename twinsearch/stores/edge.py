@@ -55,11 +55,11 @@ ALIASES_FILE = "aliases.json"
 # its HNSW graph, in memory bounded by its own size, however large the collection. A
 # smaller bound saves memory while indexing but costs searches, which visit every segment
 # (at 100k chunks, half this bound made cold searches 30 ms slower and peak memory a third
-# lower). The last, partly filled segment stays unindexed: an exact scan of it takes a few
-# milliseconds.
+# lower).
 SEGMENT_KB = 64_000
-# At the end of a run, a last segment holding more than this is sealed as well (about 2.6k
-# chunks of a 384-dimensional model); smaller updates wait in it for the next run.
+# At the end of a run, the last, partly filled segment is sealed as well if it holds more
+# than this (about 2.6k chunks of a 384-dimensional model). A smaller one stays unindexed,
+# which an exact scan searches in a millisecond or two, and takes the next run's writes.
 TAIL_KB = 4_000
 HNSW_EF = 128
 SCROLL_PAGE = 2048
