@@ -173,11 +173,15 @@ class EdgeStore:
         once, at the end of a run, as they always were."""
         if self._bounded is None:
             try:
-                config = json.loads((self._shard_path / "edge_config.json").read_text())
-                self._bounded = bool((config.get("optimizers") or {}).get("max_segment_size"))
+                optimizers = self._engine_config().get("optimizers") or {}
+                self._bounded = bool(optimizers.get("max_segment_size"))
             except (OSError, ValueError):
                 self._bounded = False
         return self._bounded
+
+    def _engine_config(self) -> dict[str, Any]:
+        """The shard's configuration as the engine keeps it."""
+        return dict(json.loads((self._shard_path / "edge_config.json").read_text()))
 
     def _hold(self) -> None:
         """Take the collection's lock, or say who has it: the engine runs inside one process."""
@@ -406,7 +410,7 @@ class EdgeStore:
         The optimizer seals what is above its indexing threshold, so the threshold is
         lowered for one pass, then put back for the next run's writes.
         """
-        config = json.loads((self._shard_path / "edge_config.json").read_text())
+        config = self._engine_config()
         bound = int(config["optimizers"]["max_segment_size"])
         dim = int(config["vectors"][DENSE]["size"])
         for threshold in (min(TAIL_KB, bound), bound):
