@@ -1,11 +1,14 @@
 """Peak memory of indexing as the corpus grows: does the pipeline stream?
 
     python benchmarks/index_memory.py [--sizes 10000 100000 200000] [--model hashing:384]
+                                      [--segment-mb 64 16]
 
 For each size a JSONL corpus of generated documents (one chunk each) is written once, then
 indexed in a fresh process, twice:
 
-- `store`: `twinsearch index` into a fresh embedded Qdrant collection, as a user runs it;
+- `store`: `twinsearch index` into a fresh embedded Qdrant collection, as a user runs it,
+  once for each --segment-mb (the embedded store's segment size, default 64: its peak is
+  the sealing of one segment);
 - `pipeline`: the same reading, chunking, hashing, BM25 and encoding, with a store that
   discards what it is given, to show the pipeline's own memory apart from the store's.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -74,9 +78,14 @@ def write_corpus(path: Path, n: int, seed: int = 0) -> None:
             fh.write(json.dumps({"_id": f"d{i}", "title": f"Document {i}", "text": text}) + "\n")
 
 
-def measure(mode: str, corpus: Path, data: Path, model: str) -> dict[str, float]:
+def measure(
+    mode: str, corpus: Path, data: Path, model: str, segment_mb: int | None = None
+) -> dict[str, float]:
     cmd = [sys.executable, "-c", CHILD, mode, str(corpus), str(data), model]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if segment_mb is not None:
+        env["TWINSEARCH_SEGMENT_MB"] = str(segment_mb)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     peaks = json.loads(done.stdout.strip().splitlines()[-1])
@@ -89,22 +98,26 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--model", default="hashing:384")
+    parser.add_argument("--segment-mb", type=int, nargs="+", default=[64])
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             corpus = Path(tmp) / f"corpus-{n}.jsonl"
             write_corpus(corpus, n)
-            for mode in ("pipeline", "store"):
-                peaks = measure(mode, corpus, Path(tmp) / f"data-{n}-{mode}", args.model)
-                rows.append((mode, n, peaks))
+            peaks = measure("pipeline", corpus, Path(tmp) / f"data-{n}", args.model)
+            rows.append(("pipeline", n, peaks))
+            for mb in args.segment_mb:
+                data = Path(tmp) / f"data-{n}-{mb}"
+                rows.append((f"store {mb} MB", n, measure("store", corpus, data, args.model, mb)))
     print(f"model {args.model}; peak resident memory in MiB (ratio to the smallest corpus)")
-    print(f"{'run':>9} {'documents':>10} {'RSS':>16} {'anonymous':>16}")
-    for mode, n, peaks in sorted(rows):
-        base = next(p for m, _, p in rows if m == mode)
+    print(f"{'run':>12} {'documents':>10} {'RSS':>16} {'anonymous':>16}")
+    order = list(dict.fromkeys(run for run, _, _ in rows))
+    for run, n, peaks in sorted(rows, key=lambda r: (order.index(r[0]), r[1])):
+        base = next(p for r, _, p in rows if r == run)
         rss = f"{peaks['rss']:.0f} ({peaks['rss'] / base['rss']:.2f}x)"
         anon = f"{peaks['anon']:.0f} ({peaks['anon'] / base['anon']:.2f}x)"
-        print(f"{mode:>9} {n:>10} {rss:>16} {anon:>16}")
+        print(f"{run:>12} {n:>10} {rss:>16} {anon:>16}")
 
 
 if __name__ == "__main__":

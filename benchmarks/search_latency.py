@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 NAME = "latency-bench"
 
 
-def build(data_dir: Path, dataset: Path, copies: int) -> None:
+def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) -> None:
     from twinsearch.collections import open_for_write
     from twinsearch.encoders import load_encoder, onnx
     from twinsearch.indexer.chunking import ChunkSettings
@@ -34,7 +34,7 @@ def build(data_dir: Path, dataset: Path, copies: int) -> None:
     from twinsearch.stores import connect
     from twinsearch.types import Point, SparseVector
 
-    client = connect(data_dir=data_dir)
+    client = connect(data_dir=data_dir, segment_mb=segment_mb)
     encoder = load_encoder(threads=2)
     onnx.export(encoder, data_dir / "models")  # as `twinsearch index` does
     if client.collection(NAME).exists():
@@ -115,8 +115,11 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "twinsearch-latency"
     )
+    parser.add_argument(
+        "--segment-mb", type=int, help="segment size of the collection when it is built"
+    )
     args = parser.parse_args()
-    build(args.data_dir, args.dataset, args.copies)
+    build(args.data_dir, args.dataset, args.copies, args.segment_mb)
 
     from twinsearch.collections import open_for_search
     from twinsearch.encoders import DEFAULT_MODEL, load_encoder, onnx

@@ -133,9 +133,11 @@ class EdgeStore:
         self._shard: Any = None
         self._lock: Any = None
         self._unflushed = 0
+        self._unsealed = 0
         self._flushed_at = time.monotonic()
         self._written = False
         self._bounded: bool | None = None
+        self._segment_points: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @contextmanager
@@ -173,9 +175,13 @@ class EdgeStore:
         once, at the end of a run, as they always were."""
         if self._bounded is None:
             try:
-                optimizers = self._engine_config().get("optimizers") or {}
-                self._bounded = bool(optimizers.get("max_segment_size"))
-            except (OSError, ValueError):
+                config = self._engine_config()
+                bound_kb = (config.get("optimizers") or {}).get("max_segment_size")
+                self._bounded = bool(bound_kb)
+                if bound_kb:
+                    dim = int(config["vectors"][DENSE]["size"])
+                    self._segment_points = int(bound_kb) * 1024 // (dim * 4) + 1
+            except (OSError, ValueError, KeyError):
                 self._bounded = False
         return self._bounded
 
@@ -300,18 +306,24 @@ class EdgeStore:
         with self._translate():
             shard.update(qe.UpdateOperation.upsert_points(batch))
             self._unflushed += len(batch)
+            self._unsealed += len(batch)
+            full = self._seals_as_it_fills() and self._unsealed >= cast(int, self._segment_points)
             if (
-                self._unflushed >= FLUSH_EVERY
+                full
+                or self._unflushed >= FLUSH_EVERY
                 or time.monotonic() - self._flushed_at >= FLUSH_SECONDS
             ):
                 # A commit (see the module's docstring); on collections made before, it also
-                # lets the write-ahead log drop what it holds. Sealing a full segment keeps
-                # the one being written small.
+                # lets the write-ahead log drop what it holds.
                 shard.flush()
-                if self._seals_as_it_fills():
-                    shard.optimize()
                 self._unflushed = 0
                 self._flushed_at = time.monotonic()
+            if full:
+                # Sealed as soon as it is full, not at the next commit, which could let it
+                # grow past its bound by up to FLUSH_EVERY points, and the memory its
+                # sealing takes with it.
+                shard.optimize()
+                self._unsealed = 0
 
     def delete(self, filter: Filter) -> None:
         shard = self._open()
