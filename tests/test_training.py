@@ -225,6 +225,8 @@ def test_train_command_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
             "--batch-size", "8", "--window", "32", "--precision", "fp32"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
+    # Progress goes through twinsearch's own report; no library prints bars of its own.
+    assert "Computing widget examples" not in result.stderr
     summary = json.loads(result.stdout)
     assert summary["train_examples"] == 36 and summary["held_out_examples"] == 4
     assert "val_cosine_ndcg@10" in summary["before"]

@@ -518,7 +518,6 @@ def train(
     base_name, base_path = resolve_base(config.base)
     progress.stage(f"loading {base_name}")
     model = build_model(base_path, config.arch, config.untie, device=device)
-    model.model_card_data.generate_widget_examples = False
     own_max = int(model.max_seq_length)
     model.max_seq_length = min(config.window, own_max)
 
@@ -602,7 +601,14 @@ def train(
         ),
         prompts=column_prompts or None,
     )
-    trainer = SentenceTransformerTrainer(
+
+    class Trainer(SentenceTransformerTrainer):
+        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+            """Not added: twinsearch writes its own model card (``model_card``), and this
+            one's tracking sampled examples from the data with a progress bar of its own
+            on stderr, whatever ``generate_widget_examples`` said."""
+
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
