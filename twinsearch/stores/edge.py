@@ -181,6 +181,7 @@ class EdgeStore:
                 self._bounded = bool(bound_kb)
                 if bound_kb:
                     dim = int(config["vectors"][DENSE]["size"])
+                    # The engine counts KiB, and seals a segment once it is over the bound.
                     self._segment_points = int(bound_kb) * 1024 // (dim * 4) + 1
             except (OSError, ValueError, KeyError):
                 self._bounded = False
@@ -322,7 +323,8 @@ class EdgeStore:
             if full:
                 # Sealed as soon as it is full, not at the next commit, which could let it
                 # grow past its bound by up to FLUSH_EVERY points, and the memory its
-                # sealing takes with it.
+                # sealing takes with it. (Counted from this run's writes: a tail under
+                # TAIL_KB that the last run left comes on top.)
                 shard.optimize()
                 self._unsealed = 0
 
