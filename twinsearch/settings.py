@@ -23,9 +23,10 @@ class Settings:
     threads: int | None = None
     """Torch threads; None: the cores that are free when the command starts."""
     device: str | None = None
-    segment_mb: int = 64
-    """Embedded store: vector data per segment of a new collection. Indexing memory is
-    bounded by one segment; smaller segments use less of it, and slow searches a little."""
+    segment_mb: int | None = None
+    """Embedded store: vector data per segment of a new collection; None: the store's own
+    (64 MB). Indexing memory is bounded by one segment; smaller segments use less of it but
+    slow searches, which visit every segment (see ``stores.edge.SEGMENT_KB``)."""
     # A Qdrant server's collections (ignored by the embedded store).
     shards: int | None = None
     """Shards of a new collection; None: 1 on one node, 2 per node on a cluster."""

@@ -150,11 +150,7 @@ class EdgeStore:
         except Exception as exc:
             text = str(exc)
             if "WouldBlock" in text or "failed to open WAL" in text:
-                raise CollectionLocked(
-                    f"collection {self.name!r} is in use by another twinsearch process; "
-                    "wait for it to finish, or use a Qdrant server (--qdrant-url) for "
-                    "concurrent access"
-                ) from exc
+                raise self._locked() from exc
             raise StoreError(f"embedded Qdrant failed on collection {self.name!r}: {text}") from exc
 
     @property
@@ -201,12 +197,14 @@ class EdgeStore:
             try:
                 lock.acquire()
             except Timeout:
-                raise CollectionLocked(
-                    f"collection {self.name!r} is in use by another twinsearch process; "
-                    "wait for it to finish, or use a Qdrant server (--qdrant-url) for "
-                    "concurrent access"
-                ) from None
+                raise self._locked() from None
             self._lock = lock
+
+    def _locked(self) -> CollectionLocked:
+        return CollectionLocked(
+            f"collection {self.name!r} is in use by another twinsearch process; wait for it "
+            "to finish, or use a Qdrant server (--qdrant-url) for concurrent access"
+        )
 
     def _release(self) -> None:
         if self._lock is not None:
