@@ -70,7 +70,7 @@ def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) ->
             payload = dict(r.payload, doc_id=f"{r.payload['doc_id']}#{copy}")
             terms = r.vector.get("bm25")
             sparse = SparseVector(list(terms.indices), list(terms.values)) if terms else None
-            pid = point_id(payload["doc_id"], payload["chunk"])
+            pid = point_id(payload.get("root", ""), payload["doc_id"], payload["chunk"])
             batch.append(Point(pid, r.vector["dense"], payload, sparse))
             if len(batch) == 2000:
                 target.upsert(batch)

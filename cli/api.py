@@ -96,6 +96,7 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
         title: str
         snippet: str
         source: str | None = None
+        root: str | None = None
         chunk: int
 
     class SearchRequest(BaseModel):

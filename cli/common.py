@@ -153,6 +153,15 @@ def index_progress() -> Iterator[Callable[[Any, Any], None]]:
         yield show
 
 
+def shown_id(root: str, doc_id: str) -> str:
+    """A document's id with the name of the folder it was indexed from, where ids alone are
+    ambiguous: ``zstd/README.md`` and ``openssl/README.md``."""
+    from pathlib import PurePath
+
+    root_path = PurePath(root)
+    return doc_id if root_path.name == doc_id else f"{root_path.name}/{doc_id}"
+
+
 def settings_from(**flags: Any) -> Settings:
     from twinsearch.cli.config import build_settings
 

@@ -19,6 +19,7 @@ from twinsearch.cli.common import (
     load_encoder,
     open_client,
     settings_from,
+    shown_id,
 )
 
 MAX_SKIP_LINES = 20
@@ -37,6 +38,9 @@ def index(
     model: Model = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would change; touch nothing")
+    ] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="With --dry-run: list the unchanged documents too")
     ] = False,
     reindex: Annotated[
         bool,
@@ -106,7 +110,7 @@ def index(
     corpus = Corpus(list(paths), options, on_skip=report.skip)  # bad paths fail before any work
     with open_client(settings) as client:
         if dry_run:
-            _dry_run(client, settings.collection, corpus)
+            _dry_run(client, settings.collection, corpus, all_)
         else:
             _index(client, settings, corpus, report, reindex)
     _print_skips(report.skipped)
@@ -168,6 +172,7 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) 
             report,
             batch_size=max(settings.batch_size * 4, 64),
             on_progress=show,
+            on_upgrade=_say_upgrade,
         )
     if switch:
         previous = client.switch_alias(settings.collection, target)
@@ -178,17 +183,32 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) 
         )
 
 
-def _dry_run(client: Any, name: str, corpus: Any) -> None:
-    """Lines of ``CHANGE<TAB>DOC_ID`` on stdout; counts on stderr. Loads no model."""
+def _say_upgrade(moved: int) -> None:
+    if moved == 0:
+        err.print(
+            "upgrading the collection's point ids, once (documents are now told apart by the "
+            "folder they were indexed from; nothing is embedded again)",
+            markup=False,
+        )
+
+
+def _dry_run(client: Any, name: str, corpus: Any, everything: bool) -> None:
+    """Lines of ``CHANGE<TAB>DOC_ID`` on stdout for what would change (``everything``: for
+    the unchanged too); counts on stderr. Loads no model."""
+    from twinsearch.indexer.changes import Change
     from twinsearch.indexer.pipeline import plan
 
     store = client.collection(name)
     changes = plan(corpus, store if store.exists() else None, corpus)
-    for change, ids in changes.items():
-        for doc_id in ids:
-            print(f"{change.value}\t{doc_id}")
+    several = len({root for ids in changes.values() for root, _ in ids}) > 1
+    for change, keys in changes.items():
+        if change is Change.unchanged and not everything:
+            continue
+        for root, doc_id in keys:
+            print(f"{change.value}\t{shown_id(root, doc_id) if several else doc_id}")
     counts = ", ".join(f"{len(ids)} {change.value}" for change, ids in changes.items())
-    err.print(f"dry run, nothing changed: {counts}", markup=False)
+    hint = "" if everything or not changes[Change.unchanged] else " (--all lists the unchanged)"
+    err.print(f"dry run, nothing changed: {counts}{hint}", markup=False)
 
 
 def _print_skips(skipped: list[tuple[str, str]]) -> None:

@@ -20,6 +20,7 @@ from twinsearch.cli.common import (
     open_searcher,
     out,
     settings_from,
+    shown_id,
 )
 
 SNIPPET_CHARS = 240
@@ -81,9 +82,13 @@ def print_hits(console: Any, hits: list[Any]) -> None:
     if not hits:
         console.print("no results")
         return
+    from collections import Counter
+
+    repeated = Counter(hit.doc_id for hit in hits)
     for hit in hits:
+        doc_id = shown_id(hit.root, hit.doc_id) if repeated[hit.doc_id] > 1 else hit.doc_id
         console.print(
-            f"{hit.rank:>3}. {hit.score:.3f}  {hit.doc_id}  [bold]{_escape(hit.title)}[/bold]"
+            f"{hit.rank:>3}. {hit.score:.3f}  {_escape(doc_id)}  [bold]{_escape(hit.title)}[/bold]"
         )
         console.print(f"     {_escape(_one_line(hit.snippet))}")
         console.print()

@@ -16,7 +16,15 @@ from enum import Enum
 from twinsearch.stores import Store
 from twinsearch.types import Document
 
-MANIFEST_FIELDS = ("doc_id", "chunk", "n_chunks", "content_sha", "root", "source")
+MANIFEST_FIELDS = ("doc_id", "chunk", "n_chunks", "content_sha", "root", "source", "modified")
+
+DocKey = tuple[str, str]
+"""A document's identity in a collection: (root, doc_id). The same relative path under two
+indexed folders (each one's README.md) is two documents."""
+
+
+def key_of(doc: Document) -> DocKey:
+    return (doc.root, doc.doc_id)
 
 
 class Change(str, Enum):
@@ -40,6 +48,7 @@ class StoredDoc:
     n_chunks: int = 0
     root: str = ""
     source: str = ""
+    modified: str = ""
     last_sha: str | None = None
     """The hash on chunk ``n_chunks - 1``: equal to ``sha`` once the document is complete."""
     stale: bool = False
@@ -50,50 +59,51 @@ class StoredDoc:
         return bool(self.sha) and self.last_sha == self.sha
 
 
-def load_manifest(store: Store) -> dict[str, StoredDoc]:
+def load_manifest(store: Store) -> dict[DocKey, StoredDoc]:
     """One entry per stored document, from one pass over the collection's payloads."""
-    docs: dict[str, StoredDoc] = {}
-    beyond: dict[str, int] = {}
-    last: dict[str, dict[int, str]] = {}
+    docs: dict[DocKey, StoredDoc] = {}
+    beyond: dict[DocKey, int] = {}
+    last: dict[DocKey, dict[int, str]] = {}
     for _, payload in store.scroll(MANIFEST_FIELDS):
-        doc_id = str(payload.get("doc_id"))
+        key = (str(payload.get("root", "")), str(payload.get("doc_id")))
         chunk = int(payload.get("chunk", 0))
-        entry = docs.setdefault(doc_id, StoredDoc())
-        last.setdefault(doc_id, {})[chunk] = str(payload.get("content_sha", ""))
-        beyond[doc_id] = max(beyond.get(doc_id, -1), chunk)
+        entry = docs.setdefault(key, StoredDoc())
+        last.setdefault(key, {})[chunk] = str(payload.get("content_sha", ""))
+        beyond[key] = max(beyond.get(key, -1), chunk)
         if chunk == 0:
             entry.sha = str(payload.get("content_sha", ""))
             entry.n_chunks = int(payload.get("n_chunks", 0))
-            entry.root = str(payload.get("root", ""))
+            entry.root = key[0]
             entry.source = str(payload.get("source", ""))
-    for doc_id, entry in docs.items():
-        entry.last_sha = last[doc_id].get(entry.n_chunks - 1)
-        entry.stale = beyond[doc_id] >= entry.n_chunks
+            entry.modified = str(payload.get("modified", ""))
+    for key, entry in docs.items():
+        entry.last_sha = last[key].get(entry.n_chunks - 1)
+        entry.stale = beyond[key] >= entry.n_chunks
     return docs
 
 
-def classify(doc: Document, sha: str, manifest: dict[str, StoredDoc]) -> Change:
-    stored = manifest.get(doc.doc_id)
+def classify(doc: Document, sha: str, manifest: dict[DocKey, StoredDoc]) -> Change:
+    stored = manifest.get(key_of(doc))
     if stored is None:
         return Change.new
     return Change.unchanged if stored.complete and stored.sha == sha else Change.changed
 
 
 def removed(
-    manifest: dict[str, StoredDoc],
-    seen: Collection[str],
+    manifest: dict[DocKey, StoredDoc],
+    seen: Collection[DocKey],
     roots: Collection[str],
     unread: Collection[str],
-) -> list[str]:
+) -> list[DocKey]:
     """Stored documents from the roots indexed now that this run did not meet.
 
     A document whose file was skipped this time (unreadable, say) is kept: a failed read is
     not a deletion.
     """
     return sorted(
-        doc_id
-        for doc_id, stored in manifest.items()
-        if stored.root in roots and doc_id not in seen and stored.source not in unread
+        key
+        for key, stored in manifest.items()
+        if stored.root in roots and key not in seen and stored.source not in unread
     )
 
 
@@ -105,21 +115,22 @@ class Planner:
 
     def __init__(
         self,
-        manifest: dict[str, StoredDoc],
+        manifest: dict[DocKey, StoredDoc],
         on_skip: Callable[[str, str], None] = lambda where, why: None,
     ) -> None:
         self.manifest = manifest
         self.on_skip = on_skip
-        self.seen: set[str] = set()  # ids only: memory per document stays small
-        self.ids: dict[Change, list[str]] = {c: [] for c in Change}
+        self.seen: set[DocKey] = set()  # keys only: memory per document stays small
+        self.ids: dict[Change, list[DocKey]] = {c: [] for c in Change}
 
     def visit(self, doc: Document) -> tuple[str, Change] | None:
-        if doc.doc_id in self.seen:
+        key = key_of(doc)
+        if key in self.seen:
             self.on_skip(doc.source, f"duplicate id {doc.doc_id!r}: ids must be unique")
             return None
-        self.seen.add(doc.doc_id)
+        self.seen.add(key)
         sha = content_sha(doc)
         return sha, classify(doc, sha, self.manifest)
 
-    def gone(self, roots: Collection[str], unread: Collection[str]) -> list[str]:
+    def gone(self, roots: Collection[str], unread: Collection[str]) -> list[DocKey]:
         return removed(self.manifest, self.seen, roots, unread)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -17,9 +16,9 @@ from queue import Queue
 from threading import Thread
 from typing import Any
 
-from twinsearch.collections import open_for_write
+from twinsearch.collections import open_for_write, point_id
 from twinsearch.encoders import Encoder
-from twinsearch.indexer.changes import Change, Planner, load_manifest
+from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
@@ -27,12 +26,12 @@ from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
 from twinsearch.types import Chunk, Document, Point
 
-_POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "twinsearch/chunk")
+__all__ = ["IndexReport", "Indexer", "index_corpus", "index_once", "plan", "point_id"]
 
 
-def point_id(doc_id: str, chunk: int) -> str:
-    """Deterministic, so indexing the same document again overwrites instead of duplicating."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, f"{doc_id}\x00{chunk}"))
+def _document_filter(key: DocKey) -> list[Match | Range]:
+    root, doc_id = key
+    return [Match("root", root), Match("doc_id", doc_id)]
 
 
 @dataclass
@@ -43,6 +42,8 @@ class IndexReport:
     changes: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in Change})
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    refreshed: int = 0
+    """Unchanged documents whose file metadata (modification time) was brought up to date."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
@@ -82,13 +83,13 @@ def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, 
 
 def plan(
     documents: Iterable[Document], store: Store | None, scope: Corpus
-) -> dict[Change, list[str]]:
+) -> dict[Change, list[DocKey]]:
     """What indexing ``documents`` would do, without embedding or writing anything."""
     planner = Planner(load_manifest(store) if store is not None else {}, scope.on_skip)
     for doc in documents:
         visited = planner.visit(doc)
         if visited is not None:
-            planner.ids[visited[1]].append(doc.doc_id)
+            planner.ids[visited[1]].append(key_of(doc))
     planner.ids[Change.removed] = planner.gone(scope.roots, scope.unread)
     return planner.ids
 
@@ -121,6 +122,8 @@ class Indexer:
         self.planner = Planner(load_manifest(store), self.report.skip)
         self._pending: list[tuple[_Work, Chunk]] = []
         self._completed: list[_Work] = []
+        self._refresh: dict[tuple[str, str], list[str]] = {}
+        """(root, new modification time) -> ids of unchanged documents to update."""
 
     def run(self, documents: Iterable[Document], scope: Corpus | None = None) -> IndexReport:
         """Index ``documents``; with ``scope``, also delete what its roots no longer hold."""
@@ -132,8 +135,13 @@ class Indexer:
         if scope is not None:
             gone = self.planner.gone(scope.roots, scope.unread)
             self.report.changes[Change.removed.value] = len(gone)
-            for start in range(0, len(gone), 256):
-                self.store.delete([Match("doc_id", tuple(gone[start : start + 256]))])
+            by_root: dict[str, list[str]] = {}
+            for root, doc_id in gone:
+                by_root.setdefault(root, []).append(doc_id)
+            for root, ids in by_root.items():
+                for start in range(0, len(ids), 256):
+                    batch = tuple(ids[start : start + 256])
+                    self.store.delete([Match("root", root), Match("doc_id", batch)])
         self.store.finish()
         self.report.seconds = time.perf_counter() - started
         self.on_progress(self.report)
@@ -175,7 +183,16 @@ class Indexer:
     def _take(self, work: _Work) -> None:
         self.report.changes[work.change.value] += 1
         if work.change is Change.unchanged:
-            if self.planner.manifest[work.doc.doc_id].stale:
+            stored = self.planner.manifest[key_of(work.doc)]
+            if work.doc.modified and stored.modified != work.doc.modified:
+                # Same content, new timestamp: the payload follows, the vectors stay.
+                self._refresh.setdefault((work.doc.root, work.doc.modified), []).append(
+                    work.doc.doc_id
+                )
+                self.report.refreshed += 1
+                if self.report.refreshed % 1024 == 0:
+                    self._flush()
+            if stored.stale:
                 self._completed.append(work)  # only its leftover tail to delete
             return
         self._pending.extend((work, chunk) for chunk in work.chunks)
@@ -191,7 +208,7 @@ class Indexer:
             terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
             points = [
                 Point(
-                    point_id(w.doc.doc_id, c.index),
+                    point_id(w.doc.root, w.doc.doc_id, c.index),
                     v,
                     _payload(w.doc, c, w.sha, len(w.chunks)),
                     t,
@@ -201,15 +218,24 @@ class Indexer:
             self.store.upsert(points)
             self.report.chunks += len(batch)
         for work in self._completed:
-            stored = self.planner.manifest.get(work.doc.doc_id)
+            stored = self.planner.manifest.get(key_of(work.doc))
             if stored is not None:
                 # Points beyond the new count belong to an older, longer version.
                 n_chunks = len(work.chunks) or stored.n_chunks
-                self.store.delete([Match("doc_id", work.doc.doc_id), Range("chunk", gte=n_chunks)])
+                self.store.delete(
+                    [*_document_filter(key_of(work.doc)), Range("chunk", gte=n_chunks)]
+                )
             if work.chunks:
                 self.report.documents += 1
         self._pending.clear()
         self._completed.clear()
+        for (root, modified), ids in self._refresh.items():
+            for start in range(0, len(ids), 256):
+                batch = tuple(ids[start : start + 256])
+                self.store.set_payload(
+                    {"modified": modified}, [Match("root", root), Match("doc_id", batch)]
+                )
+        self._refresh.clear()
 
 
 BM25_SAMPLE_DOCS = 1000

@@ -131,8 +131,8 @@ def test_a_left_over_tail_of_an_older_version_is_cleaned_up(tmp_path: Path) -> N
     store = client.collection("default")
     [(pid, payload)] = list(store.scroll(["doc_id", "chunk", "n_chunks", "content_sha", "root"]))
     tail = dict(payload, chunk=1, content_sha="older")
-    store.upsert([Point(point_id("a.md", 1), [1.0] + [0.0] * 255, tail)])
-    assert load_manifest(store)["a.md"].stale
+    store.upsert([Point(point_id(payload["root"], "a.md", 1), [1.0] + [0.0] * 255, tail)])
+    assert load_manifest(store)[(payload["root"], "a.md")].stale
     client.close()
     result = index(folder, tmp_path / "data")
     assert summary(result)["unchanged"] == 1
@@ -242,3 +242,91 @@ def test_reindex_with_another_model_switches_only_when_complete(tmp_path: Path) 
     # Re-running the re-index with the same model changes nothing.
     again = cli("index", folder, "--model", "hashing:32", "--reindex", "--data-dir", data)
     assert "re-indexing" not in again.stderr and summary(again)["unchanged"] == 3
+
+
+def _readme_folders(tmp_path: Path) -> tuple[Path, Path]:
+    zstd, openssl = tmp_path / "zstd", tmp_path / "openssl"
+    for folder, text in ((zstd, "Zstandard compresses data fast."), (openssl, "TLS and certs.")):
+        folder.mkdir()
+        (folder / "README.md").write_text(f"# README\n\n{text}")
+    return zstd, openssl
+
+
+def _sources(data: Path) -> list[str]:
+    args = ["search", "the", "-k", "50", "--json", "--data-dir", data]
+    return sorted(Path(hit["source"]).parent.name for hit in json.loads(cli(*args).stdout))
+
+
+def test_same_named_files_of_two_folders_are_two_documents(tmp_path: Path) -> None:
+    zstd, openssl = _readme_folders(tmp_path)
+    data = tmp_path / "data"
+    assert summary(index(zstd, data))["new"] == 1
+    # The second folder's README.md is a document of its own, not a change to the first's.
+    assert summary(index(openssl, data)) == {"new": 1, "changed": 0, "unchanged": 0, "removed": 0}
+    assert _sources(data) == ["openssl", "zstd"]
+    assert summary(index(zstd, data)) == {"new": 0, "changed": 0, "unchanged": 1, "removed": 0}
+    assert _sources(data) == ["openssl", "zstd"]
+
+
+def test_one_run_over_two_folders_with_the_same_names_skips_nothing(tmp_path: Path) -> None:
+    zstd, openssl = _readme_folders(tmp_path)
+    data = tmp_path / "data"
+    result = cli("index", zstd, openssl, "--model", "hashing", "--data-dir", data)
+    assert summary(result)["new"] == 2
+    assert "skipped" not in result.stderr
+    assert _sources(data) == ["openssl", "zstd"]
+    # Shown apart where their ids alone would be ambiguous.
+    human = cli("search", "README", "--data-dir", data).stdout
+    assert "zstd/README.md" in human and "openssl/README.md" in human
+
+
+def test_a_collection_with_the_earlier_point_ids_is_upgraded_once(tmp_path: Path) -> None:
+    import uuid
+
+    zstd, openssl = _readme_folders(tmp_path)
+    data = tmp_path / "data"
+    index(zstd, data)
+    # Rewrite the collection as earlier versions made it: ids from the document id alone.
+    client = connect(data_dir=data)
+    store = client.collection("default")
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, "twinsearch/chunk")
+    [page] = list(store.points())
+    old = [
+        Point(str(uuid.uuid5(namespace, f"{p.payload['doc_id']}\x00{p.payload['chunk']}")), *rest)
+        for p in page
+        for rest in [(p.vector, p.payload, p.sparse)]
+    ]
+    store.delete_points([p.id for p in page])
+    store.upsert(old)
+    meta = store.metadata()
+    del meta["ids"]
+    (store.folder / "collection.json").write_text(json.dumps(meta))
+    client.close()
+
+    result = index(openssl, data)
+    assert "upgrading" in result.stderr
+    assert summary(result) == {"new": 1, "changed": 0, "unchanged": 0, "removed": 0}
+    assert summary(index(zstd, data))["unchanged"] == 1
+    client = connect(data_dir=data)
+    store = client.collection("default")
+    assert store.count() == 2 and store.metadata()["ids"] == 2
+    assert {pid for pid, _ in store.scroll(["doc_id"])} == {
+        point_id(str(folder.resolve()), "README.md", 0) for folder in (zstd, openssl)
+    }
+    client.close()
+    assert "upgrading" not in index(openssl, data).stderr
+
+
+def test_a_touched_file_gets_its_new_time_without_being_embedded_again(
+    folder: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    index(folder, data)
+    assert ids(data, "the", 50, "modified<2020-01-01") == []
+    old = time.mktime((2019, 5, 1, 12, 0, 0, 0, 0, -1))
+    for path in folder.iterdir():
+        os.utime(path, (old, old))
+    result = index(folder, data)
+    assert summary(result) == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0}
+    assert "0 documents" in result.stderr  # nothing embedded
+    assert ids(data, "the", 50, "modified<2020-01-01") == sorted(p.name for p in folder.iterdir())

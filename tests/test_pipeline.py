@@ -61,9 +61,10 @@ def test_duplicate_ids_in_one_run_are_skipped_and_counted(
 
 
 def test_point_ids_are_deterministic_uuids() -> None:
-    assert point_id("a.md", 0) == point_id("a.md", 0)
-    assert point_id("a.md", 0) != point_id("a.md", 1) != point_id("b.md", 1)
-    assert len(point_id("x", 3)) == 36
+    assert point_id("/r", "a.md", 0) == point_id("/r", "a.md", 0)
+    assert point_id("/r", "a.md", 0) != point_id("/r", "a.md", 1) != point_id("/r", "b.md", 1)
+    assert point_id("/zstd", "README.md", 0) != point_id("/openssl", "README.md", 0)
+    assert len(point_id("/r", "x", 3)) == 36
 
 
 def test_search_groups_chunks_by_document_with_the_best_chunk_as_snippet(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,47 @@ from twinsearch.errors import EncoderMismatch
 from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Client, CollectionSpec, Store
 from twinsearch.stores.base import VERSION_SEP, versioned_name
+from twinsearch.types import Point
+
+_POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "twinsearch/chunk")
+ID_SCHEME = 2
+"""How point ids are made, recorded in the metadata as ``ids``. 2: from the root a document
+was indexed from, its id and the chunk number; collections without the key made them from
+the id and the chunk alone, so that same-named files of two folders took each other's
+place."""
+
+
+def point_id(root: str, doc_id: str, chunk: int) -> str:
+    """Deterministic, so indexing the same document again overwrites instead of duplicating;
+    distinct for documents of the same id under different roots (two folders' README.md)."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{root}\x00{doc_id}\x00{chunk}"))
+
+
+def upgrade_ids(store: Store, on_page: Callable[[int], None] = lambda done: None) -> int:
+    """Give every point of a collection made before ``ID_SCHEME`` 2 its new id: vectors and
+    payloads are copied, nothing is embedded again. Safe to interrupt and run again: each
+    page is written under its new ids before its old ids are deleted, and a point that
+    already has its new id is left alone. Returns the number of points moved."""
+    moved = 0
+    pages = store.points()
+    for page in pages:
+        renamed = []
+        for point in page:
+            payload = point.payload
+            new = point_id(
+                str(payload.get("root", "")),
+                str(payload.get("doc_id")),
+                int(payload.get("chunk", 0)),
+            )
+            if new != point.id:
+                renamed.append((point.id, Point(new, point.vector, payload, point.sparse)))
+        if renamed:
+            store.upsert([p for _, p in renamed])
+            store.delete_points([old for old, _ in renamed])
+            moved += len(renamed)
+            on_page(moved)
+    store.update_metadata({"ids": ID_SCHEME})
+    return moved
 
 
 def describe_encoder(encoder: Encoder) -> dict[str, Any]:
@@ -33,6 +75,7 @@ def build_metadata(
         "encoder": describe_encoder(encoder),
         "chunking": dict(chunking),
         "bm25": bm25.as_dict(),
+        "ids": ID_SCHEME,
         **extra,
     }
 
@@ -87,12 +130,16 @@ def open_for_write(
     encoder: Encoder,
     chunking: Mapping[str, Any],
     bm25: Bm25Settings | None = None,
+    *,
+    on_upgrade: Callable[[int], None] = lambda moved: None,
     **extra: Any,
 ) -> tuple[Store, Bm25 | None]:
     """The collection to index into, created if needed, and the BM25 model its points need.
 
     A new collection gets ``bm25`` (or the defaults) and ``extra`` in its metadata; an
     existing one must match ``encoder`` and ``chunking`` and keeps its own BM25 settings.
+    One made before ``ID_SCHEME`` 2 is upgraded first (``upgrade_ids``; ``on_upgrade`` is
+    called with 0 before it starts and with the points moved after each page).
     """
     store = client.collection(name)
     if not store.exists():
@@ -102,5 +149,8 @@ def open_for_write(
         return create(client, name, encoder.fingerprint, spec), Bm25(bm25)
     meta = check_encoder(store, encoder)
     check_chunking(store, meta, chunking)
+    if meta.get("ids") != ID_SCHEME:
+        on_upgrade(0)
+        upgrade_ids(store, on_upgrade)
     settings = meta.get("bm25")
     return store, Bm25(Bm25Settings.from_dict(settings)) if settings else None

@@ -19,12 +19,14 @@ Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 
 
-def _best_per_document(points: list[ScoredPoint]) -> dict[str, ScoredPoint]:
-    best: dict[str, ScoredPoint] = {}
+def _best_per_document(points: list[ScoredPoint]) -> dict[tuple[str, str], ScoredPoint]:
+    """The best chunk of each document, a document being its (root, id): two folders'
+    README.md are two documents."""
+    best: dict[tuple[str, str], ScoredPoint] = {}
     for point in points:
-        doc_id = str(point.payload.get("doc_id", point.id))
-        if doc_id not in best or point.score > best[doc_id].score:
-            best[doc_id] = point
+        key = (str(point.payload.get("root", "")), str(point.payload.get("doc_id", point.id)))
+        if key not in best or point.score > best[key].score:
+            best[key] = point
     return best
 
 
@@ -51,18 +53,19 @@ def retrieve(
         if len(best) >= k or len(points) < n:
             break
         n *= 2
-    ranked = sorted(best.items(), key=lambda item: (-item[1].score, item[0]))[:k]
+    ranked = sorted(best.items(), key=lambda item: (-item[1].score, item[0][1], item[0][0]))[:k]
     return [
         Hit(
             rank=rank,
             doc_id=doc_id,
+            root=root,
             score=point.score,
             title=str(point.payload.get("title", "")),
             snippet=str(point.payload.get("text", "")),
             source=str(point.payload.get("source", "")),
             chunk=int(point.payload.get("chunk", 0)),
         )
-        for rank, (doc_id, point) in enumerate(ranked, start=1)
+        for rank, ((root, doc_id), point) in enumerate(ranked, start=1)
     ]
 
 

@@ -72,6 +72,9 @@ class Hit:
     snippet: str
     source: str
     chunk: int
+    root: str = ""
+    """What was indexed to find it: the folder walked, or the file named; with ``doc_id``,
+    the document's identity."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,5 +84,6 @@ class Hit:
             "title": self.title,
             "snippet": self.snippet,
             "source": self.source,
+            "root": self.root,
             "chunk": self.chunk,
         }

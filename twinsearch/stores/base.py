@@ -140,6 +140,14 @@ class Store(Protocol):
 
     def delete(self, filter: Filter) -> None: ...
 
+    def delete_points(self, ids: Sequence[str]) -> None:
+        """Delete the points with these ids (absent ones are ignored)."""
+        ...
+
+    def set_payload(self, payload: Mapping[str, Any], filter: Filter) -> None:
+        """Set these payload fields on every point matching ``filter``; vectors untouched."""
+        ...
+
     def search(
         self,
         k: int,

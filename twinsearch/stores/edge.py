@@ -332,6 +332,22 @@ class EdgeStore:
         with self._translate():
             shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(filter)))
 
+    def delete_points(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        shard = self._open()
+        self._written = True
+        with self._translate():
+            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def set_payload(self, payload: Mapping[str, Any], filter: Filter) -> None:
+        shard = self._open()
+        self._written = True
+        with self._translate():
+            shard.update(
+                qe.UpdateOperation.set_payload_by_filter(to_edge_filter(filter), dict(payload))
+            )
+
     def search(
         self,
         k: int,

@@ -171,6 +171,22 @@ class ServerStore:
                 wait=True,
             )
 
+    def delete_points(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._client.translate():
+            self._qc.delete(
+                self.name,
+                points_selector=self._models.PointIdsList(points=list(ids)),
+                wait=True,
+            )
+
+    def set_payload(self, payload: Mapping[str, Any], filter: Filter) -> None:
+        with self._client.translate():
+            self._qc.set_payload(
+                self.name, payload=dict(payload), points=self._filter(filter), wait=True
+            )
+
     def _sparse(self, vector: SparseVector) -> Any:
         return self._models.SparseVector(indices=vector.indices, values=vector.values)
 
