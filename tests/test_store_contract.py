@@ -208,3 +208,24 @@ def test_points_reads_back_vectors_and_payloads(store) -> None:  # type: ignore[
         assert np.allclose(got.vector, want.vector, atol=1e-6)
         assert got.payload == want.payload
     assert read[0].sparse == SparseVector([3, 9], [0.5, 2.0])
+
+
+def test_delete_points_by_id_leaves_the_rest(store) -> None:  # type: ignore[no-untyped-def]
+    points = _points(6)
+    store.upsert(points)
+    store.delete_points([points[0].id, points[4].id, "00000000-0000-0000-0000-999999999999"])
+    assert sorted(pid for pid, _ in store.scroll(["chunk"])) == sorted(
+        p.id for i, p in enumerate(points) if i not in (0, 4)
+    )
+
+
+def test_set_payload_changes_matching_points_only(store) -> None:  # type: ignore[no-untyped-def]
+    store.upsert(_points(6))
+    store.set_payload({"modified": "2019-05-01T00:00:00+00:00"}, [Match("doc_id", "doc1")])
+    changed = {
+        p["chunk"]: p.get("modified") for _, p in store.scroll(["chunk", "modified", "doc_id"])
+    }
+    assert changed == {i: "2019-05-01T00:00:00+00:00" if i % 3 == 1 else None for i in range(6)}
+    # The vectors are untouched: the nearest point to each one is still itself.
+    for i, point in enumerate(_points(6)):
+        assert store.search(1, dense=point.vector)[0].payload["chunk"] == i
