@@ -30,8 +30,9 @@ def index(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Folders (.txt .md .rst .html .pdf found recursively), or files, including "
-            ".jsonl[.gz] .json .csv .tsv record files (BEIR corpora are .jsonl)"
+            help="Folders (.txt .md .rst .html .pdf, and text files without an extension such "
+            "as README, found recursively), or files: any text file, or .jsonl[.gz] .json .csv "
+            ".tsv record files (BEIR corpora are .jsonl)"
         ),
     ],
     collection: Collection = None,
@@ -108,12 +109,22 @@ def index(
     )
     report = IndexReport()
     corpus = Corpus(list(paths), options, on_skip=report.skip)  # bad paths fail before any work
-    with open_client(settings) as client:
-        if dry_run:
-            _dry_run(client, settings.collection, corpus, all_)
-        else:
-            _index(client, settings, corpus, report, reindex)
-    _print_skips(report.skipped)
+    try:
+        with open_client(settings) as client:
+            if dry_run:
+                _dry_run(client, settings.collection, corpus, all_)
+            else:
+                _index(client, settings, corpus, report, reindex)
+    finally:  # the reasons, also when nothing could be indexed
+        _print_skips(report.skipped)
+    if corpus.left_out:
+        from twinsearch.indexer.sources import describe_left_out
+
+        err.print(
+            f"left out {sum(corpus.left_out.values())} files and folders: "
+            f"{describe_left_out(corpus.left_out)}; add a type with --include '*.EXT'",
+            markup=False,
+        )
     if not dry_run:
         changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
         rate = report.chunks / report.seconds if report.seconds else 0.0

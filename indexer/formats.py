@@ -6,6 +6,7 @@ that cannot be used are reported one by one and the rest are read.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -56,13 +57,60 @@ def suffix_of(path: Path) -> str:
     return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
 
 
-def decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise Skip("binary file")
+SNIFF_BYTES = 8192
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def is_text(head: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` holds text, as ``decode`` will read it:
+    no NUL byte (but UTF-16 with its byte-order mark), and a known encoding."""
+    if head.startswith(_UTF16_BOMS):
+        return True
+    if b"\x00" in head[:SNIFF_BYTES]:
+        return False
     try:
-        text = data.decode("utf-8-sig")
+        head.decode("utf-8")
+        return True
     except UnicodeDecodeError as exc:
-        raise Skip(f"not UTF-8 text (byte {exc.start})") from None
+        if exc.start >= len(head) - 3:
+            return True  # a character cut at the end of the sample
+    from charset_normalizer import from_bytes
+
+    return from_bytes(head).best() is not None
+
+
+def _legacy(data: bytes, bad_byte: int) -> str:
+    """Text in a legacy encoding. Windows-1252 (Latin-1's superset) first, as browsers read
+    unlabelled text, when it reads without a sign of mojibake by charset-normalizer's own
+    measure: on short Western text the detector's guesses are unreliable (a Latin-1
+    "Jörg" came back as Shift JIS). Otherwise the detector's best guess."""
+    from charset_normalizer import from_bytes
+    from charset_normalizer.md import mess_ratio
+
+    try:
+        western = data.decode("cp1252")
+        if mess_ratio(western[:SNIFF_BYTES]) == 0.0:
+            return western
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None:
+        raise Skip(f"not text in any known encoding (byte {bad_byte})")
+    return str(best)
+
+
+def decode(data: bytes) -> str:
+    """Text in UTF-8 (with or without a BOM), UTF-16 with a BOM, or another encoding as
+    charset-normalizer detects it (Latin-1, Windows-1252, Shift JIS...)."""
+    if data.startswith(_UTF16_BOMS):
+        text = data.decode("utf-16", errors="replace")
+    elif b"\x00" in data[:SNIFF_BYTES]:
+        raise Skip("binary file")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            text = _legacy(data, exc.start)
     if not text.strip():
         raise Skip("empty file")
     return text

@@ -18,6 +18,7 @@ from typing import Any
 
 from twinsearch.collections import open_for_write, point_id
 from twinsearch.encoders import Encoder
+from twinsearch.errors import SourceError
 from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
@@ -132,6 +133,9 @@ class Indexer:
             self._take(work)
             self.on_progress(self.report)
         self._flush()
+        if not self.planner.seen:
+            self.store.finish()
+            raise SourceError(NOTHING_READ + "; the collection is unchanged")
         if scope is not None:
             gone = self.planner.gone(scope.roots, scope.unread)
             self.report.changes[Change.removed.value] = len(gone)
@@ -239,6 +243,7 @@ class Indexer:
 
 
 BM25_SAMPLE_DOCS = 1000
+NOTHING_READ = "nothing to index: every file and record given was skipped (reasons above)"
 
 
 def open_collection(
@@ -258,6 +263,8 @@ def open_collection(
     bm25 = None
     if not client.collection(name).exists():
         head = list(islice(docs, BM25_SAMPLE_DOCS))
+        if not head:
+            raise SourceError(NOTHING_READ + "; no collection was created")
         inputs = [c.input for d in head for c in chunk_document(d, encoder.tokenizer, chunking)]
         bm25 = Bm25Settings(avg_len=round(mean_analyzed_length(inputs), 1))
         docs = chain(head, docs)

@@ -10,6 +10,7 @@ leaves hidden files out, and applies include/exclude globs to paths relative to 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,10 +23,11 @@ from twinsearch.indexer.formats import (
     HTML_SUFFIXES,
     PDF_SUFFIXES,
     RECORD_SUFFIXES,
-    TEXT_SUFFIXES,
+    SNIFF_BYTES,
     Fields,
     Parsed,
     Skip,
+    is_text,
     read_html,
     read_pdf,
     read_records,
@@ -94,30 +96,71 @@ class _Ignores:
         return False
 
 
-def _walk(root: Path, options: SourceOptions) -> Iterator[Path]:
+def _sniffed_text(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return is_text(fh.read(SNIFF_BYTES))
+    except OSError:
+        return True  # let the read say why it fails, as a skip
+
+
+HIDDEN = "hidden"
+IGNORED = "in .gitignore"
+EXCLUDED = "--exclude"
+NOT_INCLUDED = "not --include"
+BINARY = "binary"
+
+
+def _walk(root: Path, options: SourceOptions, left_out: Counter[str]) -> Iterator[Path]:
+    """The files to read under ``root``; each one left out is counted in ``left_out`` by
+    why (its type, or hidden, ignored, excluded), a folder left out counting once.
+
+    Without ``--include``: the document types, and files without an extension whose content
+    is text (README, INSTALL, copyright). With it: what matches, read as text when it is
+    not of a known type, binary files aside.
+    """
     include = _spec(list(options.include)) if options.include else None
     exclude = _spec(list(options.exclude)) if options.exclude else None
     ignores = _Ignores(root, options.gitignore)
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         ignores.load(here)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and not ignores.ignored(here / d, True)
-            and not (exclude and exclude.match_file((here / d).relative_to(root).as_posix() + "/"))
-        )
+        kept = []
+        for d in sorted(dirs):
+            why = (
+                HIDDEN
+                if d.startswith(".")
+                else IGNORED
+                if ignores.ignored(here / d, True)
+                else EXCLUDED
+                if exclude and exclude.match_file((here / d).relative_to(root).as_posix() + "/")
+                else None
+            )
+            if why:
+                left_out[why] += 1
+            else:
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             path = here / name
             rel = path.relative_to(root).as_posix()
-            if name.startswith(".") or ignores.ignored(path, False):
-                continue
-            if exclude and exclude.match_file(rel):
-                continue
-            wanted = include.match_file(rel) if include else suffix_of(path) in DOCUMENT_SUFFIXES
-            if wanted and suffix_of(path) in SUPPORTED:
+            suffix = suffix_of(path)
+            if name.startswith("."):
+                left_out[HIDDEN] += 1
+            elif ignores.ignored(path, False):
+                left_out[IGNORED] += 1
+            elif exclude and exclude.match_file(rel):
+                left_out[EXCLUDED] += 1
+            elif include and not include.match_file(rel):
+                left_out[NOT_INCLUDED] += 1
+            elif suffix in (SUPPORTED if include else DOCUMENT_SUFFIXES):
                 yield path
+            elif not (include or suffix == ""):
+                left_out[suffix] += 1
+            elif _sniffed_text(path):
+                yield path
+            else:
+                left_out[f"{BINARY} {suffix or '(no extension)'}"] += 1
 
 
 def _modified(path: Path) -> str:
@@ -135,6 +178,14 @@ def _size(path: Path) -> int:
         return 0
 
 
+def describe_left_out(left_out: Counter[str], most: int = 8) -> str:
+    """``1663 .gz, 83 .c, 12 hidden, ... (3 more kinds)``, most frequent first."""
+    common = left_out.most_common()
+    shown = ", ".join(f"{n} {why}" for why, n in common[:most])
+    rest = len(common) - most
+    return shown + (f" and {rest} more kinds" if rest > 0 else "")
+
+
 @dataclass
 class Corpus:
     """Documents from the given paths, streamed; ``done_bytes`` of ``total_bytes`` read so far.
@@ -149,6 +200,8 @@ class Corpus:
     total_bytes: int = 0
     done_bytes: int = 0
     unread: set[str] = field(default_factory=set)
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Files not read, by type (``.gz``) or why (``hidden``, ``binary .dat``...)."""
     _plan: list[_Source] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -157,18 +210,24 @@ class Corpus:
             if not path.exists():
                 raise SourceError(f"no such file or folder: {raw}")
             if path.is_dir():
-                files = list(_walk(path, self.options))
+                here: Counter[str] = Counter()
+                files = list(_walk(path, self.options, here))
+                self.left_out.update(here)
                 if not files:
                     kinds = ", ".join(DOCUMENT_SUFFIXES)
                     raise SourceError(
-                        f"no {kinds} files under {raw} (after .gitignore and --include/--exclude); "
-                        "point twinsearch at a folder of documents, or name a .jsonl/.csv corpus"
+                        f"no {kinds} or text files without an extension under {raw}"
+                        + (f" (left out: {describe_left_out(here)})" if here else "")
+                        + "; add other types with --include '*.EXT', or name a .jsonl/.csv corpus"
                     )
                 self._plan.extend(_Source(path.resolve(), f.resolve(), False) for f in files)
-            elif suffix_of(path) in SUPPORTED:
+            elif suffix_of(path) in SUPPORTED or _sniffed_text(path):
                 self._plan.append(_Source(path.resolve(), path.resolve(), True))
             else:
-                raise SourceError(f"cannot index {raw}: supported files are {', '.join(SUPPORTED)}")
+                raise SourceError(
+                    f"cannot index {raw}: not a text file; supported are text files (with no "
+                    f"extension or any other) and {', '.join(SUPPORTED)}"
+                )
         self.total_bytes = sum(_size(s.path) for s in self._plan)
 
     @property
@@ -216,9 +275,8 @@ class Corpus:
             if suffix in HTML_SUFFIXES
             else read_pdf
             if suffix in PDF_SUFFIXES
-            else read_text
+            else read_text  # the text types, and text files of any other name
         )
-        assert suffix in TEXT_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES
         for parsed in reader(path, path.read_bytes()):
             yield self._document(parsed, source, rel, modified)
 

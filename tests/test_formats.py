@@ -103,7 +103,6 @@ def test_every_skip_reason_is_counted_and_the_rest_is_read(tmp_path: Path) -> No
     (tmp_path / "ok.md").write_text("# Fine\n\nReadable.")
     (tmp_path / "big.txt").write_text("x" * 3000)
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02")
-    (tmp_path / "latin1.md").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "empty.txt").write_text("\n\n")
     (tmp_path / "script.html").write_text("<html><body><script>only()</script></body></html>")
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf")
@@ -112,12 +111,11 @@ def test_every_skip_reason_is_counted_and_the_rest_is_read(tmp_path: Path) -> No
     assert list(docs) == ["ok.md"]
     assert skipped["big.txt"].startswith("too large (0.0 MiB > 0 MiB)")
     assert skipped["binary.txt"] == "binary file"
-    assert skipped["latin1.md"].startswith("not UTF-8 text")
     assert skipped["empty.txt"] == "empty file"
     assert skipped["script.html"] == "no text in the HTML body"
     assert skipped["broken.pdf"].startswith("unreadable PDF")
     assert skipped["image.pdf"] == "no text layer in the PDF (scanned images?)"
-    assert len(corpus.unread) == 7  # their earlier versions, if any, are kept
+    assert len(corpus.unread) == 6  # their earlier versions, if any, are kept
 
 
 def test_bad_record_files(tmp_path: Path) -> None:
@@ -130,9 +128,9 @@ def test_bad_record_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["x.docx", "x"])
-def test_unsupported_files_named_directly_are_refused(tmp_path: Path, name: str) -> None:
+def test_binary_files_named_directly_are_refused(tmp_path: Path, name: str) -> None:
     from twinsearch.errors import SourceError
 
-    (tmp_path / name).write_text("x")
-    with pytest.raises(SourceError, match="supported files are"):
+    (tmp_path / name).write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00")
+    with pytest.raises(SourceError, match="not a text file"):
         Corpus([tmp_path / name])

@@ -330,3 +330,30 @@ def test_a_touched_file_gets_its_new_time_without_being_embedded_again(
     assert summary(result) == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0}
     assert "0 documents" in result.stderr  # nothing embedded
     assert ids(data, "the", 50, "modified<2020-01-01") == sorted(p.name for p in folder.iterdir())
+
+
+def test_indexing_nothing_fails_and_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "cols.csv").write_text("id,body\n1,first\n2,second\n")
+    (tmp_path / "obj.json").write_text('{"results": [{"text": "nested"}]}')
+    result = cli(
+        "index",
+        tmp_path / "cols.csv",
+        tmp_path / "obj.json",
+        "--model",
+        "hashing",
+        "--data-dir",
+        data,
+        code=1,
+    )
+    assert 'no "text" column' in result.stderr  # the reasons come first
+    assert "error: nothing to index" in result.stderr
+    assert "no collection was created" in result.stderr
+    assert connect(data_dir=data).collections() == []
+    # Into an existing collection: an error too, and what it holds stays.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nKept.")
+    index(tmp_path / "docs", data)
+    result = cli("index", tmp_path / "cols.csv", "--model", "hashing", "--data-dir", data, code=1)
+    assert "the collection is unchanged" in result.stderr
+    assert ids(data) == ["a.md"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from twinsearch.errors import SourceError
-from twinsearch.indexer.sources import Corpus
+from twinsearch.indexer.sources import Corpus, SourceOptions
 
 from .conftest import EXAMPLES
 
@@ -74,17 +74,63 @@ def test_bad_jsonl_lines_are_skipped_with_their_line_number(tmp_path: Path) -> N
     ]
 
 
-def test_binary_undecodable_and_empty_files_are_skipped_not_fatal(tmp_path: Path) -> None:
+def test_binary_and_empty_files_are_skipped_and_legacy_encodings_decoded(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("Fine text")
     (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
-    (tmp_path / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    french = "Le café crème et la crème brûlée sont très appréciés à Paris, où l'été est doux."
+    (tmp_path / "latin1.txt").write_bytes(french.encode("latin-1"))
+    (tmp_path / "utf16.txt").write_bytes("Grüße aus München".encode("utf-16"))
     (tmp_path / "empty.md").write_text("  \n")
     docs, skipped = _read(tmp_path)
-    assert [d.doc_id for d in docs] == ["good.txt"]
+    texts = {d.doc_id: d.text for d in docs}
+    assert texts == {
+        "good.txt": "Fine text",
+        "latin1.txt": french,
+        "utf16.txt": "Grüße aus München",
+    }
     reasons = {Path(w).name: why for w, why in skipped}
-    assert reasons["image.txt"] == "binary file"
-    assert reasons["latin1.txt"].startswith("not UTF-8 text")
-    assert reasons["empty.md"] == "empty file"
+    assert reasons == {"image.txt": "binary file", "empty.md": "empty file"}
+
+
+def test_text_files_without_an_extension_are_read_and_the_rest_counted(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "docs"  # apart from the config file the fixture writes
+    (tmp_path / "pkg").mkdir(parents=True)
+    (tmp_path / "pkg" / "README").write_text("Zstandard\n\nA fast compression algorithm.")
+    (tmp_path / "pkg" / "copyright").write_bytes("Copyright © 2016 Jörg".encode("latin-1"))
+    (tmp_path / "pkg" / "prog").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00")
+    (tmp_path / "pkg" / "changelog.gz").write_bytes(gzip.compress(b"changes"))
+    (tmp_path / "pkg" / "util.c").write_text("int main(void) { return 0; }")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    corpus = Corpus([tmp_path])
+    docs = {d.doc_id: d for d in corpus}
+    assert sorted(docs) == ["pkg/README", "pkg/copyright"]
+    assert docs["pkg/README"].title == "Zstandard"
+    assert docs["pkg/copyright"].text == "Copyright © 2016 Jörg"
+    assert dict(corpus.left_out) == {
+        ".gz": 1,
+        ".c": 1,
+        "binary (no extension)": 1,
+        "hidden": 1,
+    }
+    # --include names what to read: anything matching that holds text.
+    included = Corpus([tmp_path], SourceOptions(include=("*",)))
+    assert sorted(d.doc_id for d in included) == ["pkg/README", "pkg/copyright", "pkg/util.c"]
+    assert dict(included.left_out) == {"binary .gz": 1, "binary (no extension)": 1, "hidden": 1}
+    # Named on its own, a text file of any name is read; a binary one is refused.
+    [readme] = Corpus([tmp_path / "pkg" / "README"])
+    assert readme.doc_id == "README"
+    with pytest.raises(SourceError, match="not a text file"):
+        Corpus([tmp_path / "pkg" / "prog"])
+
+
+def test_a_folder_with_nothing_to_read_says_what_was_left_out(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "docs"
+    tmp_path.mkdir()
+    (tmp_path / "a.gz").write_bytes(gzip.compress(b"x"))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    with pytest.raises(SourceError, match=r"left out: 1 \.gz, 1 \.png.*--include"):
+        Corpus([tmp_path])
 
 
 def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,10 +157,10 @@ def test_missing_path_empty_folder_and_unknown_file_type_fail_before_any_work(
         Corpus([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.py").write_text("x = 1")
-    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf files"):
+    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf or"):
         Corpus([tmp_path / "empty"])
-    (tmp_path / "data.xlsx").write_bytes(b"PK")
-    with pytest.raises(SourceError, match="cannot index .*supported files are .txt"):
+    (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
+    with pytest.raises(SourceError, match="cannot index .*not a text file"):
         Corpus([tmp_path / "data.xlsx"])
 
 
