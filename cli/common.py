@@ -117,37 +117,56 @@ def errors_to_exit(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def expected_chunks(corpus: Any, report: Any) -> float | None:
+    """The chunks a run will embed: those known so far, plus, while the reader is still
+    going, the rest of the corpus at the rate of chunks per byte read so far."""
+    known = report.chunks_planned
+    if corpus.done_bytes >= corpus.total_bytes:
+        return known
+    if not corpus.done_bytes or not known:
+        return None
+    return known + (corpus.total_bytes - corpus.done_bytes) * known / corpus.done_bytes
+
+
 @contextmanager
 def index_progress() -> Iterator[Callable[[Any, Any], None]]:
-    """A progress bar on stderr over the bytes of a corpus, with documents and chunks done."""
+    """A progress bar on stderr over the chunks embedded, the encoder's work (the reader runs
+    ahead and finishes early), out of those expected, with their rate and the time left."""
     from rich.progress import (
         BarColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     progress = Progress(
-        TextColumn("indexing"),
+        TextColumn("embedding"),
         BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[docs]} docs, {task.fields[chunks]} chunks"),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f}/{task.fields[expected]} chunks"),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
+        TextColumn("elapsed,"),
         TimeRemainingColumn(),
+        TextColumn("left"),
         console=err.rich,
         transient=True,
     )
     with progress:
-        task = progress.add_task("indexing", total=None, docs=0, chunks=0)
+        task = progress.add_task("embedding", total=None, expected="?", rate="")
 
         def show(corpus: Any, report: Any) -> None:
+            expected = expected_chunks(corpus, report)
+            estimated = expected is not None and corpus.done_bytes < corpus.total_bytes
+            speed = progress.tasks[0].speed
             progress.update(
                 task,
-                total=corpus.total_bytes or None,
-                completed=corpus.done_bytes,
-                docs=report.documents,
-                chunks=report.chunks,
+                total=max(expected, report.chunks) if expected is not None else None,
+                completed=report.chunks,
+                expected="?" if expected is None else f"{'~' if estimated else ''}{expected:,.0f}",
+                rate=f"{speed:.1f} chunks/s" if speed else "",
             )
 
         yield show

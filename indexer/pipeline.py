@@ -45,6 +45,8 @@ class IndexReport:
     seconds: float = 0.0
     refreshed: int = 0
     """Unchanged documents whose file metadata (modification time) was brought up to date."""
+    chunks_planned: int = 0
+    """Chunks of the new and changed documents read so far: the encoder's work known."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
@@ -182,6 +184,7 @@ class Indexer:
             if not chunks:
                 self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
                 return None
+            self.report.chunks_planned += len(chunks)
         return _Work(doc, sha, change, chunks)
 
     def _take(self, work: _Work) -> None:

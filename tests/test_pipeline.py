@@ -120,3 +120,42 @@ def test_index_a_folder_end_to_end_with_the_fake_encoder(
     [hit] = search(store, hashing, "moon oceans", k=1)
     assert (hit.doc_id, hit.title) == ("tides.txt", "Tides")
     assert hit.source == str((tmp_path / "tides.txt").resolve())
+
+
+def test_progress_follows_the_chunks_embedded_not_the_reader(
+    tmp_path: Path, hashing: HashingEncoder
+) -> None:
+    import time
+
+    from twinsearch.cli.common import expected_chunks
+    from twinsearch.indexer.pipeline import IndexReport, index_corpus
+    from twinsearch.stores import connect
+
+    class Slow(HashingEncoder):
+        def encode_documents(self, texts):  # type: ignore[no-untyped-def]
+            time.sleep(0.02)  # the reader, a thread of its own, finishes well before
+            return super().encode_documents(texts)
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"d{i}.txt").write_text(_long(40 + i, f"w{i}x"))
+    corpus = Corpus([folder])
+    report = IndexReport()
+    seen: list[tuple[int, float | None, bool]] = []
+    index_corpus(
+        connect(data_dir=tmp_path / "data"),
+        "c",
+        Slow(dim=64, window=16),
+        CHUNKING,
+        corpus,
+        report,
+        batch_size=8,
+        on_progress=lambda c, r: seen.append(
+            (r.chunks, expected_chunks(c, r), c.done_bytes == c.total_bytes)
+        ),
+    )
+    assert seen[-1] == (report.chunks, report.chunks, True)
+    assert all(exp is None or done <= exp for done, exp, _ in seen)
+    # All read while most of the embedding was still to do: the bar was far from full.
+    assert any(read and done < report.chunks / 2 for done, _, read in seen)
