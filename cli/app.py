@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help as Markdown: "[default: ...]" and "[env: ...]" in help texts would be read as
+    # Rich markup and vanish, and docstrings' line breaks would be kept as they are typed.
+    rich_markup_mode="markdown",
 )
 app.command()(index)
 app.command()(search)

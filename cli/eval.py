@@ -13,7 +13,6 @@ import typer
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,
-    Model,
     ModeOption,
     QdrantUrl,
     SearchMode,
@@ -27,6 +26,14 @@ from twinsearch.cli.common import (
     settings_from,
 )
 
+# Labelled as `twinsearch train` labels them.
+METRICS = {
+    "ndcg@10": "nDCG@10",
+    "mrr@10": "MRR@10",
+    "recall@100": "Recall@100",
+    "map@100": "MAP@100",
+}
+
 
 def _collection_name(folder: Path, fingerprint: str, truncate: bool) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "dataset"
@@ -37,10 +44,22 @@ def _collection_name(folder: Path, fingerprint: str, truncate: bool) -> str:
 def eval_(
     dataset: Annotated[
         Path,
-        typer.Argument(help="BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv"),
+        typer.Argument(
+            metavar="DATASET",
+            help="BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv",
+        ),
     ],
     split: Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv to judge by")] = "test",
-    model: Model = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to evaluate: a sentence-transformers folder or id "
+            "[env: TWINSEARCH_MODEL; default: the bundled all-MiniLM-L6-v2]",
+            show_default=False,
+        ),
+    ] = None,
     mode: ModeOption = SearchMode.dense,
     truncate: Annotated[
         bool,
@@ -54,7 +73,9 @@ def eval_(
         Path | None, typer.Option("--run", help="Also write the ranking as a TREC run file")
     ] = None,
     json_out: JsonOut = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Texts per encoder batch [default: 32]")
     ] = None,
@@ -133,8 +154,8 @@ def eval_(
         + (", truncated" if truncate else ""),
         markup=False,
     )
-    for key in ("ndcg@10", "mrr@10", "recall@100", "map@100"):
-        out.print(f"  {key:<11} {metrics[key]:.4f}", markup=False)
+    for key, label in METRICS.items():
+        out.print(f"  {label:<11} {metrics[key]:.4f}", markup=False)
     out.print(
         f"  {len(data.queries) / query_seconds:.0f} queries/s; {result['seconds']} s in all",
         markup=False,

@@ -91,7 +91,12 @@ def info(
 
 @errors_to_exit
 def drop(
-    name: Annotated[str, typer.Argument(help="Collection to delete")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="Collection to delete (an alias: the collection it stands for)"
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -99,18 +104,25 @@ def drop(
     """Delete a collection and all its vectors."""
     settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
     with open_client(settings) as client:
-        count = client.collection(name).count()
-        if not yes and not typer.confirm(f"delete collection {name!r} ({count} chunks)?", err=True):
-            raise typer.Exit(1)
+        store = client.collection(name)
+        count = store.count()
+        # A name may be an alias: say which collection goes.
+        what = repr(name) if store.name == name else f"{store.name!r} (which {name!r} names)"
+        if not yes and not typer.confirm(f"delete collection {what} ({count} chunks)?", err=True):
+            err.print(f"kept {what}; nothing dropped", markup=False)
+            return
         client.drop(name)
-    err.print(f"dropped {name!r} ({count} chunks)", markup=False)
+    err.print(f"dropped {what} ({count} chunks)", markup=False)
 
 
 @errors_to_exit
 def alias(
-    name: Annotated[str | None, typer.Argument(help="The name searches use")] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="The name searches use")
+    ] = None,
     target: Annotated[
-        str | None, typer.Argument(help="The collection it should stand for from now on")
+        str | None,
+        typer.Argument(metavar="TARGET", help="The collection it should stand for from now on"),
     ] = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -122,8 +134,16 @@ def alias(
         if name is None or target is None:
             if name is not None:
                 raise typer.BadParameter("give both NAME and TARGET, or neither")
-            for alias_name, collection in sorted(client.aliases().items()):
+            aliases = sorted(client.aliases().items())
+            for alias_name, collection in aliases:
                 print(f"{alias_name}\t{collection}")
+            if not aliases:
+                err.print(
+                    "no aliases yet; `twinsearch alias NAME TARGET` makes NAME stand for "
+                    "the collection TARGET",
+                    markup=False,
+                )
             return
         previous = client.switch_alias(name, target)
-    err.print(f"{name!r} now searches {target!r} (was {previous!r})", markup=False)
+    was = f" (was {previous!r})" if previous is not None and previous != target else ""
+    err.print(f"{name!r} now searches {target!r}{was}", markup=False)

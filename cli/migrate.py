@@ -50,6 +50,8 @@ def migrate(
     progress = Progress(
         TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
         console=err.rich, transient=True,
+        # Off a terminal a bar is only noise, and a stopped one leaves a blank line.
+        disable=not err.rich.is_terminal,
     )  # fmt: skip
     try:
         with progress:

@@ -13,7 +13,6 @@ import typer
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,
-    Model,
     err,
     errors_to_exit,
     open_client,
@@ -21,6 +20,27 @@ from twinsearch.cli.common import (
     settings_from,
 )
 from twinsearch.errors import ConfigError
+
+BaseModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model to fine-tune: a sentence-transformers folder or id "
+        "[default: the bundled all-MiniLM-L6-v2]",
+        show_default=False,
+    ),
+]
+CompareModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model to encode with: a sentence-transformers folder or id "
+        "[default: the bundled all-MiniLM-L6-v2]",
+        show_default=False,
+    ),
+]
 
 
 class Arch(str, Enum):
@@ -80,6 +100,8 @@ class _Bar:
             TimeRemainingColumn(),
             console=err.rich,
             transient=True,
+            # Off a terminal a bar is only noise, and a stopped one leaves a blank line.
+            disable=not err.rich.is_terminal,
         )
         self._task: Any = None
 
@@ -96,7 +118,11 @@ class _Bar:
             self._progress.update(self._task, completed=done, loss=shown)
 
     def evaluated(self, metrics: dict[str, float]) -> None:
-        shown = [f"{LABELS[k[5:]]} {v:.4f}" for k, v in metrics.items() if k[5:] in LABELS]
+        shown = [
+            f"{label} {metrics[f'eval_{key}']:.4f}"
+            for key, label in LABELS.items()
+            if f"eval_{key}" in metrics
+        ]
         if shown:
             self._progress.console.print(
                 f"epoch {metrics.get('epoch', 0):.0f}: held-out " + ", ".join(shown),
@@ -112,14 +138,15 @@ def train(
     data: Annotated[
         Path,
         typer.Argument(
+            metavar="DATA",
             help="Training data: JSONL/JSON/CSV/TSV of query/positive(/negative) or "
-            "text1/text2/label records, or a BEIR folder (see --split)"
+            "text1/text2/label records, or a BEIR folder (see --split)",
         ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder to save the trained model in")
     ],
-    model: Model = None,
+    model: BaseModel = None,
     arch: Annotated[
         Arch,
         typer.Option(
@@ -135,7 +162,8 @@ def train(
         LossName,
         typer.Option(
             help="mnrl: in-batch negatives (InfoNCE, cached); contrastive / "
-            "online-contrastive: labelled pairs with a margin; triplet: anchor/positive/negative"
+            "online-contrastive: labelled pairs with a margin; triplet: query, positive and "
+            "negative"
         ),
     ] = LossName.mnrl,
     split: Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv of a BEIR folder")] = "train",
@@ -162,7 +190,7 @@ def train(
         typer.Option(
             min=0,
             help="Mine this many hard negatives per query from the corpus, skipping those "
-            "scoring within 5%% of the positive",
+            "scoring within 5% of the positive",
         ),
     ] = 0,
     negatives_from: Annotated[
@@ -198,19 +226,22 @@ def train(
     ] = Precision.auto,
     seed: Annotated[int, typer.Option(help="Seed for the split, the batches and the weights")] = 12,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace what OUTPUT already holds")
+        bool, typer.Option("--overwrite", help="Replace the model the --output folder holds")
     ] = False,
     json_out: JsonOut = False,
 ) -> None:
     """Fine-tune the encoder on your own pairs and measure the gain on held-out queries.
 
-    OUTPUT is a sentence-transformers model folder: index with `--model OUTPUT`.
+    The --output folder is a sentence-transformers model: pass it to `--model` to index and
+    search with it.
     """
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.training import data as training_data
 
     if untie and arch is not Arch.half_twin:
         raise ConfigError("--untie goes with --arch half-twin")
+    if margin is not None and loss is LossName.mnrl:
+        raise ConfigError("--margin goes with --loss contrastive, online-contrastive or triplet")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{output} is a file; --output names a folder for the model")
     if output.exists() and any(output.iterdir()):
@@ -285,13 +316,8 @@ def train(
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     if result.after:
-        out.print(
-            f"held-out ({result.held_out_examples} examples)   base   fine-tuned", markup=False
-        )
-        for key, label in LABELS.items():
-            if key in result.after:
-                b, a = result.before.get(key, float("nan")), result.after[key]
-                out.print(f"  {label:<12} {b:>20.4f} {a:>12.4f}  ({a - b:+.4f})", markup=False)
+        for line in results_table(result):
+            out.print(line, markup=False)
     if result.threshold is not None:
         out.print(f"  same/different threshold: {result.threshold:.4f}", markup=False)
     best = f"; best checkpoint at step {result.best_step}" if result.best_step else ""
@@ -300,16 +326,58 @@ def train(
         f"examples/s, {result.device} {result.precision}){best}; saved to {output}",
         markup=False,
     )
-    out.print(f"index with it: twinsearch index DOCS --model {output}", markup=False)
+    out.print(index_hint(output, data_dir), markup=False)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def results_table(result: Any) -> list[str]:
+    """The held-out metrics before and after training, each number right-aligned under its
+    header whatever the widths."""
+    header = [f"held-out ({result.held_out_examples} examples)", "base", "fine-tuned", "change"]
+    rows = [header]
+    for key, label in LABELS.items():
+        if key in result.after:
+            before, after = result.before.get(key, float("nan")), result.after[key]
+            rows.append([f"  {label}", f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+
+
+def index_hint(output: Path, data_dir: Path | None) -> str:
+    """The command that puts the new model to use. `twinsearch index` fills the collection
+    the settings name; if that exists, it was built with another model, and only a
+    re-index replaces its vectors."""
+    import shlex
+
+    from twinsearch.errors import TwinsearchError
+
+    command = f"twinsearch index PATH --model {shlex.quote(str(output))}"
+    try:
+        settings = settings_from(data_dir=data_dir)
+        with open_client(settings) as client:
+            exists = client.collection(settings.collection).exists()
+    except (TwinsearchError, OSError):  # the model is saved; this line is only advice
+        return f"index with it: {command} (with --reindex into an existing collection)"
+    if exists:
+        return (
+            f"{settings.collection!r} holds another model's vectors; re-index it with this "
+            f"one: {command} --reindex"
+        )
+    return f"index with it: {command}"
 
 
 @errors_to_exit
 def compare(
     text_a: Annotated[str, typer.Argument(metavar="TEXT_A", help="Encoded as a query")],
     text_b: Annotated[str, typer.Argument(metavar="TEXT_B", help="Encoded as a document")],
-    model: Model = None,
+    model: CompareModel = None,
     threshold: Annotated[
         float | None,
         typer.Option(

@@ -159,7 +159,7 @@ def test_eval_cli_end_to_end(tmp_path: Path) -> None:
     assert lines[0].split()[:4] == ["q1", "Q0", "d1", "1"] and lines[0].endswith("twinsearch-dense")
     assert len(lines) == 5 * 6
     human = runner.invoke(app, args)
-    assert "ndcg@10" in human.stdout and "5 queries" in human.stdout
+    assert "  nDCG@10     1.0000\n" in human.stdout and "5 queries" in human.stdout
 
 
 def test_eval_of_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def test_migrate_command(data: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "server holds 77 of 77" in result.stderr
     assert "identical for 20 of 20 sample queries" in result.stderr
+    assert "" not in result.stderr.splitlines()  # no progress bar left behind off a terminal
     missing = runner.invoke(
         app, ["migrate", "--to", ":memory:", "-c", "nope", "--data-dir", str(data)]
     )

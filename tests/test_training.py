@@ -244,6 +244,8 @@ def test_train_command_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     assert a_file.exit_code == 1 and "is a file" in a_file.stderr
     untied = CliRunner().invoke(app, [*args[:2], "-o", str(tmp_path / "x"), "--untie"])
     assert untied.exit_code == 1 and "--untie goes with --arch half-twin" in untied.stderr
+    unused = CliRunner().invoke(app, [*args[:2], "-o", str(tmp_path / "x"), "--margin", "0.2"])
+    assert unused.exit_code == 1 and "--margin goes with --loss contrastive" in unused.stderr
 
 
 def test_compare_without_a_threshold_says_how_to_get_one(tiny_model: Path) -> None:
@@ -298,3 +300,49 @@ def test_negatives_can_be_mined_from_an_existing_collection(
     args[args.index("default")] = "lexical"
     refused = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "m2")])
     assert refused.exit_code == 1 and "not the base model" in refused.stderr
+
+
+def test_train_command_reports_in_columns_and_says_how_to_index(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    import re
+
+    data_dir = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("tides follow the moon")
+    indexed = CliRunner().invoke(
+        app, ["index", str(docs), "-m", "hashing", "--data-dir", str(data_dir)]
+    )
+    assert indexed.exit_code == 0, indexed.stderr
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _pairs(40)))
+    out = tmp_path / "model"
+    args = ["train", str(path), "-o", str(out), "-m", str(tiny_model), "--epochs", "1",
+            "--batch-size", "8", "--window", "32", "--precision", "fp32",
+            "--data-dir", str(data_dir)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if line.startswith("  ")]
+    assert header.startswith("held-out (4 examples)") and len(rows) == 5
+    cells = re.compile(r"\S+(?: \S+)*")  # two or more spaces apart
+    for row in rows:
+        assert [m.end() for m in cells.finditer(row)][1:] == [
+            m.end() for m in cells.finditer(header)
+        ][1:], "\n".join([header, row])
+    # 'default' exists (built with another model): only a re-index puts this one to use.
+    assert lines[-1].endswith(f"twinsearch index PATH --model {out} --reindex")
+    assert "1 epoch of 5 steps" in result.stderr
+    assert "" not in result.stderr.splitlines()  # no bar left behind off a terminal
+
+
+def test_a_margin_of_zero_is_kept(tiny_model: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from twinsearch.training.trainer import _loss
+
+    model = SentenceTransformer(str(tiny_model))
+    for loss, attribute in [("contrastive", "margin"), ("triplet", "triplet_margin")]:
+        assert getattr(_loss(model, _config(tiny_model, loss=loss, margin=0.0)), attribute) == 0
+        assert getattr(_loss(model, _config(tiny_model, loss=loss)), attribute) == 0.5

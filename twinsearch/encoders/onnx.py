@@ -200,14 +200,25 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
     (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
 
+def _onnxruntime() -> Any:
+    """onnxruntime with its telemetry off. Its official builds send usage events and keep a
+    device id under ~/.cache/Microsoft, both set up as the library loads: only the variable
+    read then stops them; the call covers builds that do not know the variable."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 class OnnxEncoder:
     """The ``Encoder`` protocol over an exported model: onnxruntime and tokenizers only."""
 
     def __init__(self, folder: Path, config: dict[str, Any], threads: int | None = None) -> None:
         import numpy as np
-        import onnxruntime
         from tokenizers import Tokenizer
 
+        onnxruntime = _onnxruntime()
         self.config = config
         self.name = str(config["name"])
         self.fingerprint = str(config["fingerprint"])

@@ -98,6 +98,14 @@ class Progress(Protocol):
     def finish(self) -> None: ...
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _margin(config: TrainConfig) -> float:
+    return 0.5 if config.margin is None else config.margin
+
+
 class _Silent:
     def stage(self, text: str) -> None:
         pass
@@ -359,11 +367,11 @@ def _loss(model: Any, config: TrainConfig) -> Any:
             directions=("query_to_doc", "doc_to_query"),
         )
     if config.loss == "contrastive":
-        return losses.ContrastiveLoss(model, margin=config.margin or 0.5)
+        return losses.ContrastiveLoss(model, margin=_margin(config))
     if config.loss == "online-contrastive":
-        return losses.OnlineContrastiveLoss(model, margin=config.margin or 0.5)
+        return losses.OnlineContrastiveLoss(model, margin=_margin(config))
     # Unit vectors are at most 2 apart: the library's margin of 5 could never be met.
-    return losses.TripletLoss(model, triplet_margin=config.margin or 0.5)
+    return losses.TripletLoss(model, triplet_margin=_margin(config))
 
 
 def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progress) -> int:
@@ -373,7 +381,7 @@ def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progres
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
-    progress.stage(f"mining {config.hard_negatives} hard negatives per query")
+    progress.stage(f"mining {_count(config.hard_negatives, 'hard negative')} per query")
     queries = [p.query for p in data.pairs]
     positives = [p.positive for p in data.pairs]
     mined = mine_hard_negatives(
@@ -421,7 +429,9 @@ def _mine_from_store(
             "model: mine from a collection indexed with the model being trained, or mine from "
             "the corpus (leave out --negatives-from)"
         )
-    progress.stage(f"mining {config.hard_negatives} hard negatives per query from {store.name!r}")
+    progress.stage(
+        f"mining {_count(config.hard_negatives, 'hard negative')} per query from {store.name!r}"
+    )
     base.max_seq_length = min(config.window, int(base.max_seq_length))
     kwargs: dict[str, Any] = {
         "batch_size": 64,
@@ -623,7 +633,8 @@ def train(
     trainer.remove_callback(ProgressCallback)
     progress.stage(
         f"training {config.arch} with {config.loss}: {len(train_set)} examples, "
-        f"{config.epochs} epochs of {steps_per_epoch} steps, {device} {precision}"
+        f"{_count(config.epochs, 'epoch')} of {_count(steps_per_epoch, 'step')}, "
+        f"{device} {precision}"
     )
     started = time.perf_counter()
     interrupted = False
