@@ -153,6 +153,7 @@ def index_progress() -> Iterator[Callable[[Any, Any], None]]:
         TextColumn("left"),
         console=err.rich,
         transient=True,
+        disable=not err.rich.is_terminal,
     )
     with progress:
         task = progress.add_task("embedding", total=None, expected="?", rate="")
@@ -170,6 +171,11 @@ def index_progress() -> Iterator[Callable[[Any, Any], None]]:
             )
 
         yield show
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def shown_id(root: str, doc_id: str) -> str:

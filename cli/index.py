@@ -12,6 +12,7 @@ from twinsearch.cli.common import (
     DataDir,
     Model,
     QdrantUrl,
+    counted,
     err,
     errors_to_exit,
     export_query_encoder,
@@ -30,9 +31,10 @@ def index(
     paths: Annotated[
         list[Path],
         typer.Argument(
+            metavar="PATH...",
             help="Folders (.txt .md .rst .html .pdf, and text files without an extension such "
             "as README, found recursively), or files: any text file, or .jsonl[.gz] .json .csv "
-            ".tsv record files (BEIR corpora are .jsonl)"
+            ".tsv record files (BEIR corpora are .jsonl)",
         ),
     ],
     collection: Collection = None,
@@ -86,6 +88,7 @@ def index(
     Documents are compared by content hash with what the collection holds from the same
     folders or files; an interrupted run resumes where it stopped when run again.
     """
+    from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.formats import Fields
     from twinsearch.indexer.pipeline import IndexReport
     from twinsearch.indexer.sources import Corpus, SourceOptions
@@ -107,12 +110,14 @@ def index(
         gitignore=gitignore,
         max_bytes=int(max_file_mb * 2**20),
     )
+    ChunkSettings.check_flags(settings.chunk_size, settings.chunk_overlap)
     report = IndexReport()
     corpus = Corpus(list(paths), options, on_skip=report.skip)  # bad paths fail before any work
     try:
         with open_client(settings) as client:
             if dry_run:
-                _dry_run(client, settings.collection, corpus, all_)
+                chunks = (settings.chunk_size, settings.chunk_overlap)
+                _dry_run(client, settings.collection, corpus, all_, chunks)
             else:
                 _index(client, settings, corpus, report, reindex)
     finally:  # the reasons, also when nothing could be indexed
@@ -129,9 +134,11 @@ def index(
         changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
         rate = report.chunks / report.seconds if report.seconds else 0.0
         err.print(
-            f"indexed {report.documents} documents ({report.chunks} chunks) into "
-            f"{settings.collection!r} in {report.seconds:.1f} s, {rate:.1f} chunks/s; {changes}"
-            + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
+            f"indexed {counted(report.documents, 'document')} "
+            f"({counted(report.chunks, 'chunk')}) into {settings.collection!r} in "
+            f"{report.seconds:.1f} s, {rate:.1f} chunks/s; {changes}"
+            + (f"; skipped {len(report.skipped)}" if report.skipped else "")
+            + (f"; {report.refreshed} with a new modification time" if report.refreshed else ""),
             markup=False,
         )
 
@@ -145,6 +152,8 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) 
     from twinsearch.stores.base import versioned_name
 
     store = client.collection(settings.collection)
+    if store.exists():
+        store.open()  # in use by another process: said now, not after the model loads
     name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
     encoder = load_encoder(settings, name)
     target = settings.collection
@@ -168,10 +177,7 @@ def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) 
             f"searches use {store.name!r} until it is complete",
             markup=False,
         )
-    chunking = ChunkSettings(
-        window=min(settings.chunk_size or encoder.window, encoder.window),
-        overlap=settings.chunk_overlap,
-    )
+    chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
     export_query_encoder(settings, encoder)
     with index_progress() as show:
         index_corpus(
@@ -203,13 +209,24 @@ def _say_upgrade(moved: int) -> None:
         )
 
 
-def _dry_run(client: Any, name: str, corpus: Any, everything: bool) -> None:
+def _dry_run(
+    client: Any, name: str, corpus: Any, everything: bool, chunking: tuple[int | None, int]
+) -> None:
     """Lines of ``CHANGE<TAB>DOC_ID`` on stdout for what would change (``everything``: for
     the unchanged too); counts on stderr. Loads no model."""
     from twinsearch.indexer.changes import Change
+    from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import plan
 
     store = client.collection(name)
+    if store.exists():
+        # What the real run would refuse, refused here too.
+        from twinsearch.collections import check_chunking
+
+        meta = store.metadata()
+        size, overlap = chunking
+        wanted = ChunkSettings.for_model(size, overlap, int(meta["encoder"]["window"]))
+        check_chunking(store, meta, wanted.as_dict())
     changes = plan(corpus, store if store.exists() else None, corpus)
     several = len({root for ids in changes.values() for root, _ in ids}) > 1
     for change, keys in changes.items():

@@ -33,7 +33,7 @@ def _one_line(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 @errors_to_exit
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for, in plain words")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for, in plain words")],
     top_k: Annotated[
         int, typer.Option("--top-k", "-k", min=1, max=1000, help="Documents to show")
     ] = 10,
@@ -51,7 +51,9 @@ def search(
         ),
     ] = None,
     json_out: JsonOut = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+    ] = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:

@@ -29,15 +29,31 @@ class ChunkSettings:
 
     def __post_init__(self) -> None:
         if self.window < 8:
-            raise ConfigError(f"chunk size {self.window} is too small: use at least 8 tokens")
+            raise ConfigError(f"--chunk-size {self.window} is too small: use at least 8 tokens")
         if not 0 <= self.overlap <= self.window // 2:
             raise ConfigError(
-                f"chunk overlap {self.overlap} must be between 0 and half the chunk size "
+                f"--chunk-overlap {self.overlap} must be between 0 and half the chunk size "
                 f"({self.window // 2})"
             )
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
+
+    @classmethod
+    def for_model(cls, size: int | None, overlap: int, window: int) -> ChunkSettings:
+        """``--chunk-size`` (None: the model's whole window) and ``--chunk-overlap`` for a
+        model of ``window`` tokens; refused, never cut, if they do not fit it."""
+        if size is not None and size > window:
+            raise ConfigError(
+                f"--chunk-size {size} is more than the model's window of {window} tokens; "
+                f"use at most {window}, or leave it out to fill the window"
+            )
+        return cls(size or window, overlap)
+
+    @classmethod
+    def check_flags(cls, size: int | None, overlap: int) -> None:
+        """What can be checked of the two before the model is known (a dry run loads none)."""
+        cls(size if size is not None else max(8, 2 * overlap), overlap)
 
 
 def _headed(title: str, text: str) -> str:

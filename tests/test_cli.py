@@ -130,7 +130,7 @@ def test_binary_file_is_skipped_with_a_warning_and_the_run_goes_on(tmp_path: Pat
     (folder / "photo.md").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     result = run("index", folder, "--data-dir", tmp_path / "d")
     assert f"warning: skipped {folder / 'photo.md'}: binary file" in result.stderr
-    assert "indexed 1 documents" in result.stderr and "skipped 1" in result.stderr
+    assert "indexed 1 document (" in result.stderr and "skipped 1" in result.stderr
 
 
 def test_unknown_collection(data: Path) -> None:

@@ -61,15 +61,7 @@ def test_help_notes_in_brackets_survive(monkeypatch: pytest.MonkeyPatch) -> None
     assert "[default: the same]" in help_text("migrate", monkeypatch)
 
 
-LOWER_CASE_ARGUMENT = {
-    command: pytest.mark.xfail(strict=True, reason=f"cli/{command}.py names it in lower case")
-    for command in ("index", "search")
-}
-
-
-@pytest.mark.parametrize(
-    "command", [pytest.param(c, marks=LOWER_CASE_ARGUMENT.get(c, ())) for c in COMMANDS]
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_argument_placeholders_are_upper_case(
     command: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -357,3 +357,54 @@ def test_indexing_nothing_fails_and_creates_nothing(tmp_path: Path) -> None:
     result = cli("index", tmp_path / "cols.csv", "--model", "hashing", "--data-dir", data, code=1)
     assert "the collection is unchanged" in result.stderr
     assert ids(data) == ["a.md"]
+
+
+def test_chunk_settings_are_checked_the_same_with_and_without_dry_run(
+    folder: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    for dry in ((), ("--dry-run",)):
+        bad = cli(
+            "index",
+            folder,
+            "--model",
+            "hashing",
+            "--data-dir",
+            data,
+            "--chunk-size",
+            "16",
+            "--chunk-overlap",
+            "32",
+            *dry,
+            code=1,
+        )
+        assert "error: --chunk-overlap 32 must be between 0 and half the chunk size" in bad.stderr
+    # More than the model's window is refused, not cut (the hashing model's window is 64).
+    big = cli(
+        "index", folder, "--model", "hashing", "--data-dir", data, "--chunk-size", "100000", code=1
+    )
+    assert "--chunk-size 100000 is more than the model's window of 64 tokens" in big.stderr
+    assert connect(data_dir=data).collections() == []
+    index(folder, data, "--chunk-size", "32", "--chunk-overlap", "8")
+    # A dry run refuses what the real run would: other chunk settings than the collection's.
+    for dry in (("--dry-run",), ()):
+        other = cli("index", folder, "--model", "hashing", "--data-dir", data, *dry, code=1)
+        assert "was chunked with" in other.stderr
+
+
+def test_a_dry_run_lists_changes_and_counts_the_unchanged(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    index(folder, data)
+    (folder / "new.md").write_text("# New\n\nA new one.")
+    result = cli("index", folder, "--data-dir", data, "--dry-run")
+    assert result.stdout == "new\tnew.md\n"
+    assert "1 new, 0 changed, 4 unchanged, 0 removed (--all lists the unchanged)" in result.stderr
+    everything = cli("index", folder, "--data-dir", data, "--dry-run", "--all").stdout
+    assert sorted(everything.splitlines())[:2] == ["new\tnew.md", "unchanged\tbees.txt"]
+
+
+def test_one_document_is_counted_in_the_singular(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nOne.")
+    result = index(tmp_path / "docs", tmp_path / "data")
+    assert "indexed 1 document (1 chunk) into" in result.stderr
