@@ -12,14 +12,17 @@ postpone them, and is imported only by `twinsearch serve`.
 """
 
 import hmac
+import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, nullcontext
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twinsearch._version import __version__
 from twinsearch.cli.common import err
@@ -33,6 +36,78 @@ from twinsearch.errors import (
 from twinsearch.settings import Settings
 
 MAX_K = 1000
+NOT_BLANK = r"\S"
+"""``q`` holds a word: a blank query has nothing to search for."""
+WHERE_HELP = (
+    "Filters, all of which must hold: KEY=VALUE, KEY>=VALUE, KEY<VALUE (dates as 2026-01-31), "
+    "or KEY=A,B for any of several values"
+)
+EXPECTED = {
+    "q": "must be the words to search for",
+    "k": f"must be a whole number from 1 to {MAX_K}",
+    "collection": "must be a collection name",
+    "mode": "must be dense, bm25 or hybrid",
+    "where": 'must be a list such as ["ext=.md"]',
+}
+"""What each search parameter takes, said when a request gets it wrong."""
+ERRORS = {
+    400: "A filter or collection name that cannot work",
+    401: "Missing or wrong API key",
+    404: "No collection of that name",
+    409: "The collection was built with another model than the server's",
+    422: "A parameter missing, of the wrong type, or out of range",
+    500: "A failure the server did not expect",
+    503: "The collection is in use by another process",
+}
+Mode = Literal["dense", "bm25", "hybrid"]
+MODE_HELP = "dense: the model; bm25: keywords; hybrid: both, fused by rank"
+
+
+class Error(BaseModel):
+    """Every error, whatever its status: one line that says what went wrong."""
+
+    error: str
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, all with the one error body."""
+    return {code: {"model": Error, "description": ERRORS[code]} for code in codes}
+
+
+def _api_terms(message: str) -> str:
+    """The library's messages name CLI options; over HTTP they are request parameters."""
+    return message.replace("--where", "where").replace("--mode ", "mode=")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One validation error of a request, in the request's own terms."""
+    names = [part for part in error["loc"][1:] if isinstance(part, str)]
+    name, kind = (names[0] if names else "body"), error["type"]
+    if kind == "json_invalid":
+        return f"body: not valid JSON ({error.get('ctx', {}).get('error', 'unreadable')})"
+    if kind == "missing" and name == "body":
+        return 'body: required, a JSON object such as {"q": "tides"}'
+    if kind == "missing":
+        return f"{name}: required"
+    if kind == "extra_forbidden":
+        return f"{name}: unknown field; the fields are {', '.join(EXPECTED)}"
+    if name == "body":
+        sent_as = ", sent as application/json" if isinstance(error.get("input"), bytes) else ""
+        return f'body: must be a JSON object such as {{"q": "tides"}}{sent_as}'
+    if name == "q" and kind in ("string_too_short", "string_pattern_mismatch"):
+        return "q: must not be empty"
+    if name in EXPECTED:
+        return f"{name}: {EXPECTED[name]}, got {_shown(error.get('input'))}"
+    return f"{name}: {error['msg']}"
+
+
+def _validation_message(errors: Sequence[Any]) -> str:
+    return "; ".join(dict.fromkeys(_problem(error) for error in errors))
 
 
 class Searchers:
@@ -69,14 +144,53 @@ class Searchers:
         self._stack.close()
 
 
-def create_app(settings: Settings, api_key: str | None = None) -> Any:
+def _errors_in_one_shape(app: Any) -> None:
+    """Every error the app answers, expected or not, as ``{"error": "one line"}``."""
+    statuses = [
+        (CollectionNotFound, 404),
+        (EncoderMismatch, 409),
+        (CollectionLocked, 503),
+        (ConfigError, 400),
+        (TwinsearchError, 400),
+    ]
+
+    @app.exception_handler(TwinsearchError)
+    async def _known(request: Request, exc: TwinsearchError) -> JSONResponse:
+        status = next(code for kind, code in statuses if isinstance(exc, kind))
+        return JSONResponse({"error": _api_terms(str(exc))}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _validation_message(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"no endpoint {path}; the endpoints are in /openapi.json"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {path}; /openapi.json lists the methods"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def create_app(
+    settings: Settings, api_key: str | None = None, searchers: Searchers | None = None
+) -> Any:
     """The HTTP API over ``settings``' store; ``api_key`` (if any) must come with each
-    request as ``X-API-Key`` or ``Authorization: Bearer``."""
+    request as ``X-API-Key`` or ``Authorization: Bearer``. ``searchers``, if given, is the
+    store already open (closed with the app); else the app opens it as it starts."""
     state: dict[str, Searchers] = {}
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        state["searchers"] = Searchers(settings)
+        state["searchers"] = searchers or Searchers(settings)
         try:
             yield
         finally:
@@ -87,6 +201,9 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
         version=__version__,
         description="Semantic document search with twin text encoders and Qdrant.",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: blank pages offline
+        redoc_url=None,
+        responses=_responses(422, 500),
     )
 
     class Hit(BaseModel):
@@ -100,45 +217,43 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
         chunk: int
 
     class SearchRequest(BaseModel):
-        q: str = Field(min_length=1, description="What to look for, in plain words")
+        model_config = ConfigDict(extra="forbid")
+
+        q: str = Field(pattern=NOT_BLANK, description="What to look for, in plain words")
         k: int = Field(10, ge=1, le=MAX_K, description="Documents to return")
         collection: str | None = Field(None, description="Collection [default: the server's]")
-        mode: str = Field("dense", pattern="^(dense|bm25|hybrid)$")
-        where: list[str] = Field(
-            default_factory=list, description="Filters as in the CLI's --where: KEY=VALUE, ..."
-        )
+        mode: Mode = Field("dense", description=MODE_HELP)
+        where: list[str] = Field(default_factory=list, description=WHERE_HELP)
 
-    class Error(BaseModel):
-        error: str
+    class Health(BaseModel):
+        status: str
+        location: str | None = Field(None, description="Where the data lives; only with the key")
 
-    statuses = [
-        (CollectionNotFound, 404),
-        (EncoderMismatch, 409),
-        (CollectionLocked, 503),
-        (ConfigError, 400),
-        (TwinsearchError, 400),
-    ]
+    _errors_in_one_shape(app)
 
-    @app.exception_handler(TwinsearchError)
-    async def _known(request: Request, exc: TwinsearchError) -> JSONResponse:
-        status = next(code for kind, code in statuses if isinstance(exc, kind))
-        return JSONResponse({"error": str(exc)}, status_code=status)
-
-    def authorised(
-        x_api_key: Annotated[str | None, Header()] = None,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> None:
+    def has_key(
+        x_api_key: Annotated[str | None, Header(description="The server's API key, if set")] = None,
+        authorization: Annotated[str | None, Header(description="Bearer KEY")] = None,
+    ) -> bool:
+        """Whether the caller may see everything: it sent the key, or there is none."""
         if api_key is None:
-            return
-        given = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(401, "missing or wrong API key (X-API-Key header)")
+            return True
+        scheme, _, token = (authorization or "").partition(" ")
+        given = x_api_key or (token.strip() if scheme.lower() == "bearer" else "")
+        return hmac.compare_digest(given.encode(), api_key.encode())
+
+    def authorised(allowed: Annotated[bool, Depends(has_key)]) -> None:
+        if not allowed:
+            raise HTTPException(
+                401,
+                "missing or wrong API key; send it in an X-API-Key header "
+                "or as Authorization: Bearer KEY",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def run_search(request: SearchRequest) -> list[dict[str, Any]]:
         from twinsearch.filters import parse_where
 
-        if not request.q.strip():
-            raise ConfigError("the query is empty; pass some words to search for")
         conditions = parse_where(request.where)
         searchers = state["searchers"]
         with searchers.lock:
@@ -146,17 +261,17 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
             hits = searcher.search(request.q, request.k, request.mode, conditions or None)
         return [hit.to_dict() for hit in hits]
 
-    errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": Error} for code in (400, 401, 404, 409, 503)
-    }
+    searching = _responses(400, 401, 404, 409, 503)
 
-    @app.get("/search", response_model=list[Hit], responses=errors)
+    @app.get("/search", response_model=list[Hit], responses=searching)
     def search_get(
-        q: Annotated[str, Query(min_length=1, description="What to look for")],
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-        collection: str | None = None,
-        mode: Annotated[str, Query(pattern="^(dense|bm25|hybrid)$")] = "dense",
-        where: Annotated[list[str] | None, Query()] = None,
+        q: Annotated[str, Query(pattern=NOT_BLANK, description="What to look for")],
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="Documents to return")] = 10,
+        collection: Annotated[
+            str | None, Query(description="Collection [default: the server's]")
+        ] = None,
+        mode: Annotated[Mode, Query(description=MODE_HELP)] = "dense",
+        where: Annotated[list[str] | None, Query(description=WHERE_HELP + "; repeatable")] = None,
         _: None = Depends(authorised),
     ) -> list[dict[str, Any]]:
         """The documents nearest in meaning to ``q``, best first, as `search --json` gives them."""
@@ -164,12 +279,12 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
             SearchRequest(q=q, k=k, collection=collection, mode=mode, where=where or [])
         )
 
-    @app.post("/search", response_model=list[Hit], responses=errors)
+    @app.post("/search", response_model=list[Hit], responses=searching)
     def search_post(request: SearchRequest, _: None = Depends(authorised)) -> list[dict[str, Any]]:
         """The same search with a JSON body."""
         return run_search(request)
 
-    @app.get("/collections", responses=errors)
+    @app.get("/collections", responses=_responses(401, 503))
     def collections(_: None = Depends(authorised)) -> dict[str, Any]:
         """Each collection with its documents, chunks and model, as `info --json` lists them."""
         from twinsearch.cli.info import describe_all
@@ -178,14 +293,12 @@ def create_app(settings: Settings, api_key: str | None = None) -> Any:
         with searchers.lock:
             return describe_all(searchers.client, close=False)
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        """Up, and where the data lives."""
+    @app.get("/health", response_model=Health, response_model_exclude_none=True)
+    def health(allowed: Annotated[bool, Depends(has_key)]) -> dict[str, str]:
+        """Up; and, to callers with the key, where the data lives. Open to all, for load
+        balancers."""
+        if not allowed:
+            return {"status": "ok"}
         return {"status": "ok", "location": state["searchers"].client.location}
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +25,14 @@ from twinsearch.cli.common import (
 
 HELP = (
     "Type a query. Commands: :k N (results to show), :mode dense|bm25|hybrid, "
-    ":where KEY=VALUE (:where alone clears), :help, :quit (or Ctrl-D)."
+    ":where KEY=VALUE (adds a filter; all must hold; :where - clears them); "
+    ":k, :mode or :where alone shows the setting; :help, :quit (or Ctrl-D)."
 )
+MAX_K = 1000
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False)
 
 
 def _readline_input(history: Path) -> Callable[[str], str]:
@@ -55,19 +61,33 @@ def _readline_input(history: Path) -> Callable[[str], str]:
 
 
 class Session:
-    """The loop, apart from the terminal, so that tests can drive it line by line."""
+    """The loop, apart from the terminal, so that tests can drive it line by line.
 
-    def __init__(self, searcher: Any, k: int, mode: str, show: Callable[[list[Any]], None]):
+    Settings are checked as they are typed, so a mistake is named once, at the command that
+    made it, and the setting before it stays; each accepted one is confirmed in one line.
+    """
+
+    def __init__(
+        self,
+        searcher: Any,
+        k: int,
+        mode: str,
+        show: Callable[[list[Any]], None],
+        where: Sequence[str] = (),
+    ):
+        from twinsearch.filters import parse_where
+
         self.searcher = searcher
         self.k = k
         self.mode = mode
-        self.where: list[str] = []
+        self.conditions: list[Any] = parse_where(where)
+        self.where: list[str] = list(where)
+        """The filter expressions, as typed; all must hold."""
         self.show = show
 
     def handle(self, line: str) -> bool:
         """Run one line; False when the session should end."""
         from twinsearch.errors import TwinsearchError
-        from twinsearch.filters import parse_where
 
         line = line.strip()
         if not line:
@@ -76,10 +96,10 @@ class Session:
             return self._command(line)
         try:
             started = time.perf_counter()
-            hits = self.searcher.search(line, self.k, self.mode, parse_where(self.where) or None)
+            hits = self.searcher.search(line, self.k, self.mode, self.conditions or None)
             elapsed = (time.perf_counter() - started) * 1000
         except TwinsearchError as exc:
-            err.print(f"error: {exc}", markup=False)
+            _say(f"error: {exc}")
             return True
         self.show(hits)
         err.print(f"{len(hits)} results in {elapsed:.1f} ms", markup=False, style="dim")
@@ -90,15 +110,63 @@ class Session:
         arg = arg.strip()
         if name in ("q", "quit", "exit"):
             return False
-        if name == "k" and arg.isdigit() and 0 < int(arg) <= 1000:
-            self.k = int(arg)
-        elif name == "mode" and arg in (m.value for m in SearchMode):
-            self.mode = arg
+        if name == "k":
+            self._set_k(arg)
+        elif name == "mode":
+            self._set_mode(arg)
         elif name == "where":
-            self.where = [arg] if arg else []
+            self._add_where(arg)
+        elif name in ("help", "h", "?"):
+            _say(HELP)
         else:
-            err.print(HELP, markup=False)
+            _say(f"error: unknown command :{name}; :help lists them")
         return True
+
+    def _set_k(self, arg: str) -> None:
+        if arg:
+            k = int(arg) if arg.isdecimal() else 0
+            if not 1 <= k <= MAX_K:
+                _say(f"error: :k takes a whole number from 1 to {MAX_K}, got {arg!r}")
+                return
+            self.k = k
+        _say(f"k = {self.k}")
+
+    def _set_mode(self, arg: str) -> None:
+        if arg:
+            modes = [m.value for m in SearchMode]
+            if arg.lower() not in modes:
+                _say(f"error: :mode takes {', '.join(modes[:-1])} or {modes[-1]}, got {arg!r}")
+                return
+            if arg.lower() != "dense" and self.searcher.bm25 is None:
+                _say(
+                    f"error: collection {self.searcher.store.name!r} has no BM25 vectors, so "
+                    "only :mode dense works on it; index it again into a new collection for "
+                    "bm25 or hybrid"
+                )
+                return
+            self.mode = arg.lower()
+        _say(f"mode = {self.mode}")
+
+    def _add_where(self, arg: str) -> None:
+        from twinsearch.errors import ConfigError
+        from twinsearch.filters import parse_where
+
+        if arg == "-":
+            self.where, self.conditions = [], []
+            _say("filter cleared")
+            return
+        if arg and arg not in self.where:
+            try:
+                conditions = parse_where([*self.where, arg])
+            except ConfigError as exc:
+                _say(f"error: {str(exc).replace('--where', ':where')}")
+                return
+            self.where, self.conditions = [*self.where, arg], conditions
+        _say(f"filter: {self.filter}" if self.where else "no filter")
+
+    @property
+    def filter(self) -> str:
+        return " and ".join(self.where)
 
     def run(self, read: Callable[[str], str]) -> None:
         while True:
@@ -119,14 +187,25 @@ def shell(
     collection: Collection = None,
     model: Model = None,
     mode: ModeOption = SearchMode.dense,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000)] = 10,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=MAX_K)] = 10,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            help="Start with this filter, as in search (repeatable, all must hold; "
+            ":where changes it)",
+        ),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
     """Search interactively: the model and the collection stay loaded between queries."""
     from twinsearch.cli.search import print_hits
+    from twinsearch.filters import parse_where
 
+    parse_where(where or [])  # a bad filter is named before the model loads
     settings = settings_from(
         collection=collection,
         model=model,
@@ -137,6 +216,11 @@ def shell(
     with open_searcher(settings) as searcher:
         searcher.search("warm up", 1, mode.value)
         name = searcher.encoder.name
-        err.print(f"collection {settings.collection!r}, model {name}. {HELP}", markup=False)
-        session = Session(searcher, top_k, mode.value, lambda hits: print_hits(out, hits))
+        session = Session(
+            searcher, top_k, mode.value, lambda hits: print_hits(out, hits), where or []
+        )
+        filtered = f", filter: {session.filter}" if session.where else ""
+        err.print(
+            f"collection {settings.collection!r}, model {name}{filtered}. {HELP}", markup=False
+        )
         session.run(_readline_input(settings.data_dir / "shell_history"))

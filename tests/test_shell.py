@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from twinsearch.cli.app import app
-from twinsearch.cli.shell import Session
+from twinsearch.cli.shell import HELP, Session
 from twinsearch.collections import open_for_write
 from twinsearch.encoders import HashingEncoder
 from twinsearch.indexer.chunking import ChunkSettings
@@ -75,3 +76,57 @@ def test_shell_command_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout.count("tides.md") == 2
     assert "results in" in result.stderr and "ms" in result.stderr
+
+    where = ["--where", "ext=.md", "-w", "doc_id=tides.md"]
+    result = runner.invoke(app, ["shell", *data, *where], input=":where\nmoon\n")
+    assert result.exit_code == 0, result.stderr
+    assert "filter: ext=.md and doc_id=tides.md" in result.stderr
+    assert result.stdout.count("tides.md") == 1
+    bad = runner.invoke(app, ["shell", *data, "--where", "modified>=soon"], input="moon\n")
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: --where 'modified>=soon'")
+
+
+def test_settings_are_checked_on_entry_and_confirmed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown: list[list[str]] = []
+    searcher = _searcher(tmp_path)
+    session = Session(searcher, 5, "dense", lambda hits: shown.append([h.doc_id for h in hits]))
+
+    def said(line: str) -> str:
+        capsys.readouterr()
+        assert session.handle(line)
+        return capsys.readouterr().err.strip()
+
+    assert said(":k") == "k = 5"
+    assert said(":k 2") == "k = 2"
+    for bad in ("0", "abc", "1001", "-3", "2.5"):
+        assert said(f":k {bad}") == f"error: :k takes a whole number from 1 to 1000, got {bad!r}"
+    assert session.k == 2
+    assert said(":mode") == "mode = dense"
+    assert said(":mode Hybrid") == "mode = hybrid"
+    assert said(":mode fuzzy") == "error: :mode takes dense, bm25 or hybrid, got 'fuzzy'"
+    assert session.mode == "hybrid"
+
+    assert said(":where") == "no filter"
+    assert said(":where doc_id=tides.md,bees.md") == "filter: doc_id=tides.md,bees.md"
+    assert said(":where doc_id=bees.md") == "filter: doc_id=tides.md,bees.md and doc_id=bees.md"
+    assert said(":where doc_id=bees.md") == "filter: doc_id=tides.md,bees.md and doc_id=bees.md"
+    bad = said(":where modified>=bogus")
+    assert bad.startswith("error: :where 'modified>=bogus'") and "\n" not in bad
+    assert "--where" not in said(":where nonsense")
+    assert said(":where") == "filter: doc_id=tides.md,bees.md and doc_id=bees.md"
+    said("moon flowers")  # the bad expressions left the filter as it was
+    assert shown == [["bees.md"]]
+    assert said(":where -") == "filter cleared"
+    said("moon sea")
+    assert shown[-1] == ["tides.md", "bees.md"]
+
+    assert said(":foo") == "error: unknown command :foo; :help lists them"
+    assert said(":help") == HELP
+
+    no_bm25 = Session(Searcher(searcher.store, searcher.encoder), 5, "dense", lambda hits: None)
+    session = no_bm25
+    refused = said(":mode bm25")
+    assert refused.startswith("error: collection 'default' has no BM25 vectors")
+    assert ":mode dense" in refused and session.mode == "dense"
