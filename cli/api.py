@@ -130,7 +130,8 @@ class Searchers:
         is followed on the next request."""
         store = self.client.collection(name)
         with self._opening:
-            if store.name not in self._open:
+            cached = self._open.get(store.name)
+            if cached is None or cached.store is not store:  # new, or dropped and made again
                 from twinsearch.cli.common import query_encoder
                 from twinsearch.collections import open_for_search
                 from twinsearch.search import Searcher

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import typer
 
@@ -40,7 +42,8 @@ def serve(
     with listen(host, port) as sock:
         # Opened here, not as the app starts, so that a store it cannot open is one error
         # line, before "serving", rather than a traceback from uvicorn after it.
-        app = create_app(settings, api_key, Searchers(settings))
+        searchers = Searchers(settings)
+        app = create_app(settings, api_key, searchers)
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         if api_key:
             access = ", API key required"
@@ -53,11 +56,40 @@ def serve(
             f"(OpenAPI schema at /openapi.json{access}; Ctrl-C stops)",
             markup=False,
         )
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        try:
-            server.run(sockets=[sock])
-        except KeyboardInterrupt:  # uvicorn has shut down; it passes Ctrl-C on
-            err.print("stopped", markup=False)
+        with share_store(searchers, settings, app) as (app, sockets):
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+            try:
+                server.run(sockets=[sock, *sockets])
+            except KeyboardInterrupt:  # uvicorn has shut down; it passes Ctrl-C on
+                err.print("stopped", markup=False)
+
+
+@contextmanager
+def share_store(searchers: Any, settings: Any, app: Any) -> Iterator[tuple[Any, list[Any]]]:
+    """While this process serves an embedded store, other twinsearch commands on the same
+    data folder reach its collections through it (see ``twinsearch.stores.shared``): the
+    app, which also answers them on a Unix socket of their own, and that socket."""
+    from twinsearch.stores import shared
+
+    if settings.qdrant_url is not None or isinstance(searchers.client, shared.SharedClient):
+        yield app, []
+        return
+    local = shared.make_socket(settings.data_dir)
+    path = local.getsockname()
+    store_app = shared.asgi_app(shared.StoreService(searchers.client, searchers.lock))
+
+    async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("server") == (path, None):
+            await store_app(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    unregister = shared.register(settings.data_dir, local)
+    try:
+        yield dispatch, [local]
+    finally:
+        unregister()
+        local.close()
 
 
 def listen(host: str, port: int) -> socket.socket:

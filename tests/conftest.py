@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 
 # Nothing may be fetched from a model hub during tests; set before any HF library loads.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -45,13 +46,51 @@ def hashing() -> HashingEncoder:
     return HashingEncoder(dim=64, window=16)
 
 
-BACKENDS = ["edge", "memory"] + (["server"] if SERVER_URL else [])
+BACKENDS = ["edge", "shared", "memory"] + (["server"] if SERVER_URL else [])
+
+
+@contextmanager
+def serving_store(data: Path) -> Iterator[Path]:
+    """The embedded store of ``data`` served to other processes as `twinsearch serve`
+    serves it, from a thread of this one; yields the socket."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from twinsearch.stores import shared
+    from twinsearch.stores.edge import EdgeClient
+
+    edge = EdgeClient(data)
+    sock = shared.make_socket(data)
+    app = shared.asgi_app(shared.StoreService(edge))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield Path(sock.getsockname())
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+        edge.close()
 
 
 @pytest.fixture(params=BACKENDS)
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
-    """Each backend: the embedded Qdrant Edge; qdrant-client's in-process engine, which
-    stands in for a server; and a real server when TWINSEARCH_QDRANT_URL is set."""
+    """Each backend: the embedded Qdrant Edge, alone and through the process that serves
+    it; qdrant-client's in-process engine, which stands in for a server; and a real server
+    when TWINSEARCH_QDRANT_URL is set."""
+    if request.param == "shared":
+        from twinsearch.stores.shared import SharedClient
+
+        with serving_store(tmp_path / "data") as sock:
+            c: Client = SharedClient(sock, tmp_path / "data")
+            yield c
+            c.close()
+        return
     if request.param == "edge":
         c = connect(data_dir=tmp_path / "data")
     else:

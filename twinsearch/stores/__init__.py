@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twinsearch.stores.base import (
+    SERVE_RECORD,
     Client,
     CollectionSpec,
     Condition,
@@ -41,6 +42,8 @@ def connect(
     """Exactly one of ``data_dir`` (embedded Qdrant Edge) or ``url`` (Qdrant server).
 
     ``segment_mb``: the embedded store's segment size for new collections (see ``edge``).
+    While a `twinsearch serve` process holds ``data_dir``, its collections are reached
+    through that process (see ``shared``).
     """
     if (data_dir is None) == (url is None):
         raise ValueError("pass exactly one of data_dir or url")
@@ -48,6 +51,13 @@ def connect(
         from twinsearch.stores.server import ServerClient
 
         return ServerClient(url, api_key=api_key, options=server or ServerOptions())
+    folder = Path(data_dir).expanduser()  # type: ignore[arg-type]
+    if (folder / SERVE_RECORD).exists():
+        from twinsearch.stores import shared
+
+        socket = shared.find(folder)
+        if socket is not None:
+            return shared.SharedClient(socket, folder)
     from twinsearch.stores.edge import EdgeClient
 
-    return EdgeClient(Path(data_dir), segment_mb=segment_mb)  # type: ignore[arg-type]
+    return EdgeClient(folder, segment_mb=segment_mb)

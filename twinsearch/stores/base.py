@@ -17,6 +17,8 @@ from twinsearch.types import Point, ScoredPoint, SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"
+SERVE_RECORD = "serve.json"
+"""In a data folder while a `twinsearch serve` process holds it: how to reach that process."""
 RRF_K = 60
 """Reciprocal rank fusion constant, as in Cormack et al. (2009)."""
 

@@ -388,36 +388,48 @@ class EdgeStore:
         with self._translate():
             return int(shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def page(
+        self, offset: Any, fields: Sequence[str] | None, filter: Filter | None, vectors: bool
+    ) -> tuple[list[tuple[str, dict[str, Any], Point | None]], Any]:
+        """One page of points from ``offset`` (None: the first): each point's id, payload
+        (the named ``fields``, or all) and, with ``vectors``, the point itself; and the
+        offset of the next page, None after the last."""
+        shard = self._open()
+        request = qe.ScrollRequest(
+            offset=offset,
+            limit=SCROLL_PAGE,
+            filter=to_edge_filter(filter),
+            with_payload=True if fields is None else list(fields),
+            with_vector=vectors,
+        )
+        with self._translate():
+            records, offset = shard.scroll(request)
+        page = [
+            (
+                str(r.id),
+                dict(r.payload or {}),
+                to_point(r.id, r.vector, r.payload) if vectors else None,
+            )
+            for r in records
+        ]
+        return page, offset
+
     def scroll(
         self, fields: Sequence[str], filter: Filter | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        shard = self._open()
         offset = None
         while True:
-            request = qe.ScrollRequest(
-                offset=offset,
-                limit=SCROLL_PAGE,
-                filter=to_edge_filter(filter),
-                with_payload=list(fields),
-                with_vector=False,
-            )
-            with self._translate():
-                records, offset = shard.scroll(request)
-            for record in records:
-                yield str(record.id), dict(record.payload or {})
+            page, offset = self.page(offset, fields, filter, vectors=False)
+            for pid, payload, _ in page:
+                yield pid, payload
             if offset is None:
                 return
 
     def points(self) -> Iterator[list[Point]]:
-        shard = self._open()
         offset = None
         while True:
-            request = qe.ScrollRequest(
-                offset=offset, limit=SCROLL_PAGE, with_payload=True, with_vector=True
-            )
-            with self._translate():
-                records, offset = shard.scroll(request)
-            yield [to_point(r.id, r.vector, r.payload) for r in records]
+            page, offset = self.page(offset, None, None, vectors=True)
+            yield [point for _, _, point in page if point is not None]
             if offset is None:
                 return
 
