@@ -1,13 +1,15 @@
 """Search latency at 100k chunks: cold (a fresh `twinsearch search` process), warm (the
 model and collection kept open, as `twinsearch shell` does), and `twinsearch --help`.
 
-    python benchmarks/search_latency.py path/to/scifact [--copies 10] [--runs 5]
+    python benchmarks/search_latency.py path/to/scifact [--copies 10] [--runs 5] [--served]
 
 The 100k-chunk collection is the dataset's chunked collection (built by `twinsearch eval`
 if missing, real all-MiniLM-L6-v2 vectors) copied --copies times under new ids, built once
 and reused. Warm latency is measured over every query of the test split; cold latency as
 the median of --runs processes, to the moment the results are all printed (what a user
-waits for) and to the process's end.
+waits for) and to the process's end. ``--served`` also times cold searches while a
+`twinsearch serve` process holds the data folder (they go through it), in rounds alternating
+with searches alone, and nothing else.
 """
 
 from __future__ import annotations
@@ -105,6 +107,35 @@ def cold(args: list[str], runs: int) -> tuple[list[float], list[float]]:
     return printed, ended
 
 
+def served_cold(args: argparse.Namespace, search: list[str]) -> None:
+    """Cold searches alone and through a `twinsearch serve` holding the folder, in rounds."""
+    import signal
+
+    rounds = 3
+    alone: list[float] = []
+    through: list[float] = []
+    import socket
+
+    for _ in range(rounds):
+        alone += cold(search, args.runs)[0]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "twinsearch.cli", "serve", "--port", str(port)]
+            + ["-c", NAME, "--data-dir", str(args.data_dir)],
+            stderr=subprocess.DEVNULL,
+        )
+        while not (args.data_dir / "serve.json").exists():
+            time.sleep(0.05)
+        through += cold(search, args.runs)[0]
+        server.send_signal(signal.SIGINT)
+        server.wait()
+    for label, times in (("alone", alone), ("while serve runs", through)):
+        print(f"cold search {label:17}: results printed, median {statistics.median(times):.3f} s")
+    print(f"({rounds} rounds of {args.runs} runs each, alternating)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -118,6 +149,9 @@ def main() -> None:
     parser.add_argument(
         "--segment-mb", type=int, help="segment size of the collection when it is built"
     )
+    parser.add_argument(
+        "--served", action="store_true", help="only: cold search alone and while serve runs"
+    )
     args = parser.parse_args()
     build(args.data_dir, args.dataset, args.copies, args.segment_mb)
 
@@ -130,6 +164,9 @@ def main() -> None:
     queries = list(load_dataset(args.dataset, "test", lambda p: set()).queries.values())
     exe = [sys.executable, "-m", "twinsearch.cli"]
     search = [*exe, "search", queries[0], "-c", NAME, "--data-dir", str(args.data_dir)]
+    if args.served:
+        served_cold(args, search)
+        return
     colds = {
         "search, ONNX query encoder (default)": cold(search, args.runs),
         "search, torch (naive: --model given)": cold([*search, "-m", DEFAULT_MODEL], args.runs),

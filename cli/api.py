@@ -216,6 +216,14 @@ def create_app(
         source: str | None = None
         root: str | None = None
         chunk: int
+        mode: Mode = "dense"
+        similarity: float | None = Field(
+            None, description="Cosine similarity of the best passage to q (dense, hybrid)"
+        )
+        terms_matched: int | None = Field(
+            None, description="Terms of q in the best passage (bm25, hybrid)"
+        )
+        query_terms: int | None = Field(None, description="Terms of q, after stopwords")
 
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")

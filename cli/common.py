@@ -91,7 +91,10 @@ ModeOption = Annotated[
     SearchMode,
     typer.Option(
         "--mode",
-        help="dense: the model; bm25: keywords; hybrid: both, fused by rank",
+        help="dense: the model (each hit shows the cosine similarity of its best passage to "
+        "the query: 1 is the same meaning, around 0.1 unrelated); bm25: keywords (shows how "
+        "many of the query's terms the passage holds); hybrid: both rankings fused by rank "
+        "(shows both); --json adds the raw ranking score",
         case_sensitive=False,
     ),
 ]

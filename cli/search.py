@@ -78,6 +78,17 @@ def search(
         else:
             print_hits(out, hits)
         sys.stdout.flush()
+        if not hits and conditions:
+            warn_empty_filter(searcher.store, conditions)
+
+
+def warn_empty_filter(store: Any, conditions: list[Any]) -> None:
+    """Say so when the filter, not the query, is why nothing was found."""
+    from twinsearch.cli.common import err
+    from twinsearch.filters import why_nothing_matched
+
+    for reason in why_nothing_matched(store, conditions):
+        err.print(f"warning: {reason}", markup=False)
 
 
 def print_hits(console: Any, hits: list[Any]) -> None:
@@ -90,10 +101,23 @@ def print_hits(console: Any, hits: list[Any]) -> None:
     for hit in hits:
         doc_id = shown_id(hit.root, hit.doc_id) if repeated[hit.doc_id] > 1 else hit.doc_id
         console.print(
-            f"{hit.rank:>3}. {hit.score:.3f}  {_escape(doc_id)}  [bold]{_escape(hit.title)}[/bold]"
+            f"{hit.rank:>3}. {readable_score(hit)}  {_escape(doc_id)}  "
+            f"[bold]{_escape(hit.title)}[/bold]"
         )
         console.print(f"     {_escape(_one_line(hit.snippet))}")
         console.print()
+
+
+def readable_score(hit: Any) -> str:
+    """What a person can read of a hit's match, whatever the mode: the cosine similarity
+    of its best passage, the query terms it holds, or both; the fusion score of a hybrid
+    search only orders the hits (0.033 for the first three reads as a tie)."""
+    parts = []
+    if hit.similarity is not None:
+        parts.append(f"{hit.similarity:.3f}")
+    if hit.terms is not None:
+        parts.append(f"{hit.terms[0]}/{hit.terms[1]} terms")
+    return " · ".join(parts) or f"{hit.score:.3f}"
 
 
 def _escape(text: str) -> str:

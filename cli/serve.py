@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,12 +57,19 @@ def serve(
             f"(OpenAPI schema at /openapi.json{access}; Ctrl-C stops)",
             markup=False,
         )
+        # uvicorn shuts down on SIGTERM as on Ctrl-C, then passes the signal on: as
+        # KeyboardInterrupt, so that what this process recorded in the data folder goes too.
+        signal.signal(signal.SIGTERM, _interrupt)
         with share_store(searchers, settings, app) as (app, sockets):
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
             try:
                 server.run(sockets=[sock, *sockets])
             except KeyboardInterrupt:  # uvicorn has shut down; it passes Ctrl-C on
                 err.print("stopped", markup=False)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @contextmanager

@@ -103,6 +103,10 @@ class Session:
             return True
         self.show(hits)
         err.print(f"{len(hits)} results in {elapsed:.1f} ms", markup=False, style="dim")
+        if not hits and self.conditions:
+            from twinsearch.cli.search import warn_empty_filter
+
+            warn_empty_filter(self.searcher.store, self.conditions)
         return True
 
     def _command(self, line: str) -> bool:

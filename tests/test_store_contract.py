@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twinsearch.errors import CollectionNotFound, ConfigError
-from twinsearch.stores import Client, CollectionSpec, Match, Range
+from twinsearch.stores import Client, CollectionSpec, Match, Missing, Range
 from twinsearch.types import Point, SparseVector
 
 DIM = 8
@@ -229,3 +229,11 @@ def test_set_payload_changes_matching_points_only(store) -> None:  # type: ignor
     # The vectors are untouched: the nearest point to each one is still itself.
     for i, point in enumerate(_points(6)):
         assert store.search(1, dense=point.vector)[0].payload["chunk"] == i
+
+
+def test_missing_matches_points_without_the_field(store) -> None:  # type: ignore[no-untyped-def]
+    points = _points(4)
+    points[1].payload["lang"] = "en"
+    store.upsert(points)
+    assert store.count([Missing("lang")]) == 3
+    assert store.count([Missing("doc_id")]) == 0

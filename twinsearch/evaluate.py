@@ -147,7 +147,7 @@ def run_queries(
     run: dict[str, list[Hit]] = {}
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
-        results = searcher.search_many([queries[q] for q in batch], k, mode)
+        results = searcher.search_many([queries[q] for q in batch], k, mode, readable=False)
         for qid, hits in zip(batch, results, strict=True):
             run[qid] = hits
         on_progress(len(run))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timezone
 
 from twinsearch.errors import ConfigError
-from twinsearch.stores import Condition, Match, Range
+from twinsearch.stores import Condition, Match, Missing, Range, Store
 
 BUILTIN = ("doc_id", "title", "source", "root", "ext", "modified", "chunk")
 _EXPR = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
@@ -89,3 +89,39 @@ def parse_where(expressions: Sequence[str]) -> list[Condition]:
             )
         conditions.append(Range(key, **{_OPS[op]: bound}))
     return conditions
+
+
+def _shown(cond: Condition) -> str:
+    return cond.key.removeprefix("fields.")
+
+
+def why_nothing_matched(store: Store, conditions: Sequence[Condition]) -> list[str]:
+    """Why a filtered search found nothing, where the filter is the likely cause: a field
+    that no document has, or a value that differs from stored ones only by case (values
+    are matched exactly). Costs a few counts; meant for the empty result only."""
+    said: list[str] = []
+    total = store.count()
+    for cond in conditions:
+        if store.count([Missing(cond.key)]) == total:
+            said.append(
+                f"no document has a field {_shown(cond)!r}; built-in fields are "
+                f"{', '.join(BUILTIN)}, other fields come from JSONL keys or CSV columns"
+            )
+            continue
+        if not isinstance(cond, Match) or store.count([cond]):
+            continue
+        values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+        for value in values:
+            if not isinstance(value, str):
+                continue
+            for other in dict.fromkeys((value.lower(), value.upper(), value.capitalize())):
+                found = store.count([Match(cond.key, other)]) if other != value else 0
+                if found:
+                    said.append(
+                        f"no document has {_shown(cond)}={value!r}, but {found} have "
+                        f"{other!r}: values are matched exactly, case included"
+                    )
+                    break
+    if not said and len(conditions) > 1 and all(store.count([c]) for c in conditions):
+        said.append("each filter matches some documents, but no document matches all of them")
+    return said

@@ -7,7 +7,8 @@ collection's BM25 term vectors) and ``hybrid`` (both, fused by reciprocal rank i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError
@@ -37,8 +38,9 @@ def retrieve(
     dense: Sequence[float] | None = None,
     sparse: SparseVector | None = None,
     filter: Filter | None = None,
-) -> list[Hit]:
-    """The ``k`` documents whose best chunk ranks highest.
+    with_vectors: bool = False,
+) -> list[ScoredPoint]:
+    """The best chunk of each of the ``k`` documents whose best chunk ranks highest.
 
     A document scores as its best chunk. If the top ``n`` chunks cover at least ``k``
     documents, no document outside them can beat those ``k``, so the answer is exact for
@@ -48,25 +50,37 @@ def retrieve(
         return []
     n = max(3 * k, 20)
     while True:
-        points = store.search(n, dense=dense, sparse=sparse, filter=filter)
+        points = store.search(
+            n, dense=dense, sparse=sparse, filter=filter, with_vectors=with_vectors
+        )
         best = _best_per_document(points)
         if len(best) >= k or len(points) < n:
             break
         n *= 2
-    ranked = sorted(best.items(), key=lambda item: (-item[1].score, item[0][1], item[0][0]))[:k]
-    return [
-        Hit(
-            rank=rank,
-            doc_id=doc_id,
-            root=root,
-            score=point.score,
-            title=str(point.payload.get("title", "")),
-            snippet=str(point.payload.get("text", "")),
-            source=str(point.payload.get("source", "")),
-            chunk=int(point.payload.get("chunk", 0)),
-        )
-        for rank, ((root, doc_id), point) in enumerate(ranked, start=1)
-    ]
+    ranked = sorted(best.items(), key=lambda item: (-item[1].score, item[0][1], item[0][0]))
+    return [point for _, point in ranked[:k]]
+
+
+def _hit(rank: int, point: ScoredPoint, mode: str) -> Hit:
+    payload = point.payload
+    return Hit(
+        rank=rank,
+        doc_id=str(payload.get("doc_id", point.id)),
+        root=str(payload.get("root", "")),
+        score=point.score,
+        title=str(payload.get("title", "")),
+        snippet=str(payload.get("text", "")),
+        source=str(payload.get("source", "")),
+        chunk=int(payload.get("chunk", 0)),
+        mode=mode,
+    )
+
+
+def _cosine(a: Any, b: Any) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))
 
 
 class Searcher:
@@ -102,16 +116,46 @@ class Searcher:
         k: int = 10,
         mode: Mode = "dense",
         filter: Filter | None = None,
+        readable: bool = True,
     ) -> list[list[Hit]]:
-        """Queries embedded as one batch, then each run through ``retrieve``."""
+        """Queries embedded as one batch, then each run through ``retrieve``. ``readable``
+        adds each hit's ``similarity`` and ``terms`` (what evaluation, which reads only the
+        ranking, can spare)."""
         self._check(mode)
         dense = self.encoder.encode_queries(queries) if mode != "bm25" else None
         results = []
         for i, query in enumerate(queries):
             sparse = self.bm25.encode_query(query) if self.bm25 and mode != "dense" else None
             vector = dense[i].tolist() if dense is not None else None
-            results.append(retrieve(self.store, k, dense=vector, sparse=sparse, filter=filter))
+            points = retrieve(
+                self.store,
+                k,
+                dense=vector,
+                sparse=sparse,
+                filter=filter,
+                with_vectors=readable and mode == "hybrid",
+            )
+            hits = [_hit(rank, p, mode) for rank, p in enumerate(points, start=1)]
+            if readable:
+                hits = [
+                    self._readable(h, p, vector, sparse) for h, p in zip(hits, points, strict=True)
+                ]
+            results.append(hits)
         return results
+
+    def _readable(
+        self, hit: Hit, point: ScoredPoint, query: Any, terms: SparseVector | None
+    ) -> Hit:
+        """``hit`` with what a person can read whatever the mode: how close its best chunk
+        is in meaning (cosine), and how many of the query's terms it holds."""
+        similarity = None
+        if query is not None:
+            similarity = point.score if hit.mode == "dense" else _cosine(query, point.vector)
+        matched = None
+        if terms is not None and self.bm25 is not None:
+            [chunk] = self.bm25.encode_documents([f"{hit.title}\n{hit.snippet}"])
+            matched = (len(set(terms.indices) & set(chunk.indices)), len(set(terms.indices)))
+        return replace(hit, similarity=similarity, terms=matched)
 
 
 def search(

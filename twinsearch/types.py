@@ -59,6 +59,8 @@ class ScoredPoint:
     id: str
     score: float
     payload: dict[str, Any]
+    vector: Any = None
+    """The dense vector, when the search asked for it."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ class Hit:
     root: str = ""
     """What was indexed to find it: the folder walked, or the file named; with ``doc_id``,
     the document's identity."""
+    mode: str = "dense"
+    """How ``score`` was computed: dense (cosine), bm25 (BM25) or hybrid (reciprocal rank
+    fusion of the two rankings, whose values only order)."""
+    similarity: float | None = None
+    """Cosine similarity of the best chunk to the query (dense and hybrid modes)."""
+    terms: tuple[int, int] | None = None
+    """(query terms in the best chunk, query terms), after stemming and stopwords (bm25 and
+    hybrid modes)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,4 +96,8 @@ class Hit:
             "source": self.source,
             "root": self.root,
             "chunk": self.chunk,
+            "mode": self.mode,
+            "similarity": self.similarity,
+            "terms_matched": None if self.terms is None else self.terms[0],
+            "query_terms": None if self.terms is None else self.terms[1],
         }

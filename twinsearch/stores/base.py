@@ -47,7 +47,14 @@ class Range:
         return any(isinstance(v, str) for v in (self.gte, self.gt, self.lte, self.lt))
 
 
-Condition = Match | Range
+@dataclass(frozen=True)
+class Missing:
+    """Payload field ``key`` is absent (or null, or an empty list)."""
+
+    key: str
+
+
+Condition = Match | Range | Missing
 Filter = Sequence[Condition]
 """All conditions must hold."""
 
@@ -158,10 +165,12 @@ class Store(Protocol):
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
         exact: bool = False,
+        with_vectors: bool = False,
     ) -> list[ScoredPoint]:
         """The ``k`` nearest points by the dense vector, by BM25 terms, or by both fused
         with reciprocal rank fusion; at least one of ``dense`` and ``sparse``. ``exact``
-        scans every dense vector instead of walking the HNSW graph."""
+        scans every dense vector instead of walking the HNSW graph; ``with_vectors`` returns
+        each point's dense vector too."""
         ...
 
     def count(self, filter: Filter | None = None) -> int: ...

@@ -37,9 +37,10 @@ from twinsearch.stores.base import (
     RRF_K,
     SPARSE,
     CollectionSpec,
+    Condition,
     Filter,
     Match,
-    Range,
+    Missing,
     check_name,
     to_point,
 )
@@ -84,7 +85,9 @@ def _vectors(point: Point) -> dict[str, Any]:
     return vectors
 
 
-def _condition(cond: Match | Range) -> Any:
+def _condition(cond: Condition) -> Any:
+    if isinstance(cond, Missing):
+        return qe.IsEmptyCondition(key=cond.key)
     if isinstance(cond, Match):
         if isinstance(cond.value, tuple):
             values: Any = list(cond.value)
@@ -356,8 +359,10 @@ class EdgeStore:
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
         exact: bool = False,
+        with_vectors: bool = False,
     ) -> list[ScoredPoint]:
         shard = self._open()
+        vectors = [DENSE] if with_vectors else None
         where = to_edge_filter(filter)
         queries: list[tuple[Any, Any]] = []
         if dense is not None:
@@ -368,7 +373,12 @@ class EdgeStore:
         if len(queries) == 1:
             [(query, params)] = queries
             request = qe.QueryRequest(
-                limit=k, query=query, filter=where, with_payload=True, params=params
+                limit=k,
+                query=query,
+                filter=where,
+                with_payload=True,
+                with_vector=vectors,
+                params=params,
             )
         else:
             request = qe.QueryRequest(
@@ -378,10 +388,19 @@ class EdgeStore:
                 ],
                 query=cast(Any, qe.Fusion.Rrf(k=RRF_K)),  # the stubs omit it from the union
                 with_payload=True,
+                with_vector=vectors,
             )
         with self._translate():
             found = shard.query(request)
-        return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+        return [
+            ScoredPoint(
+                str(p.id),
+                float(p.score),
+                dict(p.payload or {}),
+                cast(dict[str, Any], p.vector)[DENSE] if with_vectors else None,
+            )
+            for p in found
+        ]
 
     def count(self, filter: Filter | None = None) -> int:
         shard = self._open()

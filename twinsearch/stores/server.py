@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twinsearch.errors import CollectionNotFound, ConfigError, StoreError
 from twinsearch.stores.base import (
@@ -18,9 +18,10 @@ from twinsearch.stores.base import (
     RRF_K,
     SPARSE,
     CollectionSpec,
+    Condition,
     Filter,
     Match,
-    Range,
+    Missing,
     ServerOptions,
     check_name,
     to_point,
@@ -77,8 +78,10 @@ class ServerStore:
         m = self._models
         return m.Filter(must=[self._condition(c) for c in filter])
 
-    def _condition(self, cond: Match | Range) -> Any:
+    def _condition(self, cond: Condition) -> Any:
         m = self._models
+        if isinstance(cond, Missing):
+            return m.IsEmptyCondition(is_empty=m.PayloadField(key=cond.key))
         if isinstance(cond, Match):
             if isinstance(cond.value, tuple):
                 return m.FieldCondition(key=cond.key, match=m.MatchAny(any=list(cond.value)))
@@ -204,6 +207,7 @@ class ServerStore:
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
         exact: bool = False,
+        with_vectors: bool = False,
     ) -> list[ScoredPoint]:
         m = self._models
         where = self._filter(filter)
@@ -238,10 +242,19 @@ class ServerStore:
                 limit=k,
                 query_filter=where,
                 with_payload=True,
+                with_vectors=[DENSE] if with_vectors else False,
                 consistency=self._client.read_consistency,
                 **request,
             ).points
-        return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+        return [
+            ScoredPoint(
+                str(p.id),
+                float(p.score),
+                dict(p.payload or {}),
+                cast(dict[str, Any], p.vector)[DENSE] if with_vectors else None,
+            )
+            for p in found
+        ]
 
     def count(self, filter: Filter | None = None) -> int:
         with self._client.translate():

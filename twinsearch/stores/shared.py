@@ -39,8 +39,10 @@ from twinsearch.stores.base import (
     SERVE_RECORD,
     Client,
     CollectionSpec,
+    Condition,
     Filter,
     Match,
+    Missing,
     Range,
     Store,
 )
@@ -88,6 +90,11 @@ def find(data_dir: Path) -> Path | None:
         return None
     if pid == os.getpid() or not _alive(pid) or not path.exists():
         return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return None  # stopping, or stopped without a word
     return path
 
 
@@ -135,7 +142,9 @@ def _filter(filter: Filter | None) -> list[dict[str, Any]] | None:
         return None
     out: list[dict[str, Any]] = []
     for cond in filter:
-        if isinstance(cond, Match):
+        if isinstance(cond, Missing):
+            out.append({"missing": cond.key})
+        elif isinstance(cond, Match):
             value = list(cond.value) if isinstance(cond.value, tuple) else cond.value
             out.append({"match": cond.key, "value": value, "any": isinstance(cond.value, tuple)})
         else:
@@ -143,12 +152,14 @@ def _filter(filter: Filter | None) -> list[dict[str, Any]] | None:
     return out
 
 
-def _unfilter(data: list[dict[str, Any]] | None) -> list[Match | Range] | None:
+def _unfilter(data: list[dict[str, Any]] | None) -> list[Condition] | None:
     if data is None:
         return None
-    conditions: list[Match | Range] = []
+    conditions: list[Condition] = []
     for cond in data:
-        if "match" in cond:
+        if "missing" in cond:
+            conditions.append(Missing(cond["missing"]))
+        elif "match" in cond:
             value = tuple(cond["value"]) if cond["any"] else cond["value"]
             conditions.append(Match(cond["match"], value))
         else:
@@ -258,13 +269,19 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "delete_points": lambda s, b: s.delete_points(b["ids"]),
     "set_payload": lambda s, b: s.set_payload(b["payload"], _unfilter(b["filter"]) or []),
     "search": lambda s, b: [
-        {"id": p.id, "score": p.score, "payload": p.payload}
+        {
+            "id": p.id,
+            "score": p.score,
+            "payload": p.payload,
+            "vector": None if p.vector is None else _vector(p.vector),
+        }
         for p in s.search(
             b["k"],
             dense=None if b.get("dense") is None else _unvector(b["dense"]).tolist(),
             sparse=_unsparse(b.get("sparse")),
             filter=_unfilter(b.get("filter")),
             exact=b.get("exact", False),
+            with_vectors=b.get("with_vectors", False),
         )
     ],
     "count": lambda s, b: s.count(_unfilter(b.get("filter"))),
@@ -409,6 +426,7 @@ class SharedStore:
         sparse: SparseVector | None = None,
         filter: Filter | None = None,
         exact: bool = False,
+        with_vectors: bool = False,
     ) -> list[ScoredPoint]:
         found = self._call(
             "search",
@@ -417,8 +435,17 @@ class SharedStore:
             sparse=_sparse(sparse),
             filter=_filter(filter),
             exact=exact,
+            with_vectors=with_vectors,
         )
-        return [ScoredPoint(p["id"], float(p["score"]), p["payload"]) for p in found]
+        return [
+            ScoredPoint(
+                p["id"],
+                float(p["score"]),
+                p["payload"],
+                None if p.get("vector") is None else _unvector(p["vector"]),
+            )
+            for p in found
+        ]
 
     def count(self, filter: Filter | None = None) -> int:
         return int(self._call("count", filter=_filter(filter)))
