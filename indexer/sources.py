@@ -109,6 +109,8 @@ IGNORED = "in .gitignore"
 EXCLUDED = "--exclude"
 NOT_INCLUDED = "not --include"
 BINARY = "binary"
+LINKED = "links to a file read already"
+LINKED_FOLDER = "linked folders, not followed"
 
 
 def _walk(root: Path, options: SourceOptions, left_out: Counter[str]) -> Iterator[Path]:
@@ -134,6 +136,8 @@ def _walk(root: Path, options: SourceOptions, left_out: Counter[str]) -> Iterato
                 if ignores.ignored(here / d, True)
                 else EXCLUDED
                 if exclude and exclude.match_file((here / d).relative_to(root).as_posix() + "/")
+                else LINKED_FOLDER
+                if (here / d).is_symlink()  # not followed (nor by os.walk): no loops
                 else None
             )
             if why:
@@ -203,6 +207,7 @@ class Corpus:
     left_out: Counter[str] = field(default_factory=Counter)
     """Files not read, by type (``.gz``) or why (``hidden``, ``binary .dat``...)."""
     _plan: list[_Source] = field(default_factory=list)
+    _read_paths: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for raw in self.paths:
@@ -211,6 +216,7 @@ class Corpus:
                 raise SourceError(f"no such file or folder: {raw}")
             if path.is_dir():
                 here: Counter[str] = Counter()
+                path = path.resolve()
                 files = list(_walk(path, self.options, here))
                 self.left_out.update(here)
                 if not files:
@@ -220,7 +226,13 @@ class Corpus:
                         + (f" (left out: {describe_left_out(here)})" if here else "")
                         + "; add other types with --include '*.EXT', or name a .jsonl/.csv corpus"
                     )
-                self._plan.extend(_Source(path.resolve(), f.resolve(), False) for f in files)
+                for file in files:
+                    real = file.resolve()
+                    if real in self._read_paths:
+                        self.left_out[LINKED] += 1  # a second name of one file: read once
+                        continue
+                    self._read_paths.add(real)
+                    self._plan.append(_Source(path, file, False))
             elif suffix_of(path) in SUPPORTED or _sniffed_text(path):
                 self._plan.append(_Source(path.resolve(), path.resolve(), True))
             else:

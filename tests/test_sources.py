@@ -169,3 +169,16 @@ def test_the_shipped_examples_read_cleanly() -> None:
     assert skipped == []
     assert len(docs) >= 30
     assert len({d.doc_id for d in docs}) == len(docs)
+
+
+def test_a_file_with_several_names_is_read_once_under_its_first(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "pkg-a").mkdir(parents=True)
+    (docs / "pkg-a" / "AUTHORS").write_text("Ada Lovelace\nCharles Babbage")
+    (docs / "pkg-b").mkdir()
+    (docs / "pkg-b" / "AUTHORS").symlink_to("../pkg-a/AUTHORS")
+    (docs / "pkg-c").symlink_to(docs / "pkg-a", target_is_directory=True)
+    corpus = Corpus([docs])
+    assert [d.doc_id for d in corpus] == ["pkg-a/AUTHORS"]
+    assert corpus.left_out["links to a file read already"] == 1
+    assert corpus.left_out["linked folders, not followed"] == 1
