@@ -76,7 +76,7 @@ def search(
         if json_out:
             print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         else:
-            print_hits(out, hits)
+            print_hits(out, hits, searcher.shared_ids(hits))
         sys.stdout.flush()
         if not hits and conditions:
             warn_empty_filter(searcher.store, conditions)
@@ -91,15 +91,19 @@ def warn_empty_filter(store: Any, conditions: list[Any]) -> None:
         err.print(f"warning: {reason}", markup=False)
 
 
-def print_hits(console: Any, hits: list[Any]) -> None:
+def print_hits(console: Any, hits: list[Any], shared: list[bool] | None = None) -> None:
+    """Each hit, with the name of the folder it was indexed from where its id is ``shared``
+    with documents of another (``Searcher.shared_ids``; by default, within ``hits``)."""
     if not hits:
         console.print("no results")
         return
-    from collections import Counter
+    if shared is None:
+        from collections import Counter
 
-    repeated = Counter(hit.doc_id for hit in hits)
-    for hit in hits:
-        doc_id = shown_id(hit.root, hit.doc_id) if repeated[hit.doc_id] > 1 else hit.doc_id
+        repeated = Counter(hit.doc_id for hit in hits)
+        shared = [repeated[hit.doc_id] > 1 for hit in hits]
+    for hit, ambiguous in zip(hits, shared, strict=True):
+        doc_id = shown_id(hit.root, hit.doc_id) if ambiguous else hit.doc_id
         console.print(
             f"{hit.rank:>3}. {readable_score(hit)}  {_escape(doc_id)}  "
             f"[bold]{_escape(hit.title)}[/bold]"

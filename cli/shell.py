@@ -221,7 +221,11 @@ def shell(
         searcher.search("warm up", 1, mode.value)
         name = searcher.encoder.name
         session = Session(
-            searcher, top_k, mode.value, lambda hits: print_hits(out, hits), where or []
+            searcher,
+            top_k,
+            mode.value,
+            lambda hits: print_hits(out, hits, searcher.shared_ids(hits)),
+            where or [],
         )
         filtered = f", filter: {session.filter}" if session.where else ""
         err.print(

@@ -278,6 +278,8 @@ def test_one_run_over_two_folders_with_the_same_names_skips_nothing(tmp_path: Pa
     # Shown apart where their ids alone would be ambiguous.
     human = cli("search", "README", "--data-dir", data).stdout
     assert "zstd/README.md" in human and "openssl/README.md" in human
+    # Also when only one of them is shown: the id is ambiguous in the collection.
+    assert "zstd/README.md" in cli("search", "Zstandard", "-k", "1", "--data-dir", data).stdout
 
 
 def test_a_collection_with_the_earlier_point_ids_is_upgraded_once(tmp_path: Path) -> None:

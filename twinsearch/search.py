@@ -13,7 +13,7 @@ from typing import Any, Literal
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError
 from twinsearch.sparse import Bm25, Bm25Settings
-from twinsearch.stores import Filter, Store
+from twinsearch.stores import Filter, Match, Store
 from twinsearch.types import Hit, ScoredPoint, SparseVector
 
 Mode = Literal["dense", "bm25", "hybrid"]
@@ -142,6 +142,15 @@ class Searcher:
                 ]
             results.append(hits)
         return results
+
+    def shared_ids(self, hits: Sequence[Hit]) -> list[bool]:
+        """For each hit, whether documents indexed from other roots have its id too (two
+        folders' README.md), so that showing the id alone would be ambiguous."""
+        shared = []
+        for hit in hits:
+            with_id = [Match("doc_id", hit.doc_id), Match("chunk", 0)]
+            shared.append(self.store.count(with_id) > 1)
+        return shared
 
     def _readable(
         self, hit: Hit, point: ScoredPoint, query: Any, terms: SparseVector | None
