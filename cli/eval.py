@@ -130,7 +130,7 @@ def eval_(
                 markup=False,
             )
         query_started = time.perf_counter()
-        run = run_queries(Searcher.for_store(store, encoder), data.queries, mode.value)  # type: ignore[arg-type]
+        run = run_queries(Searcher.for_store(store, encoder), data.queries, mode.value)
         query_seconds = time.perf_counter() - query_started
     metrics = score(run, data.qrels)
     if run_file:

@@ -280,9 +280,9 @@ def train(
 
     config = TrainConfig(
         base=model or DEFAULT_MODEL,
-        arch=arch.value,  # type: ignore[arg-type]
+        arch=arch.value,
         untie=untie,
-        loss=loss.value,  # type: ignore[arg-type]
+        loss=loss.value,
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=lr,
@@ -290,8 +290,8 @@ def train(
         margin=margin,
         hard_negatives=hard_negatives,
         seed=seed,
-        precision=precision.value,  # type: ignore[arg-type]
-        calibrate=calibrate.value,  # type: ignore[arg-type]
+        precision=precision.value,
+        calibrate=calibrate.value,
     )
     with ExitStack() as stack:
         store = None

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 MAX_TITLE_CHARS = 100
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
@@ -223,7 +223,7 @@ def read_records(
     """Records of a JSONL, JSON (an array of objects, or one object), CSV or TSV file."""
     suffix = suffix_of(path)
     if suffix == ".jsonl.gz":
-        stream = gzip.GzipFile(fileobj=stream)
+        stream = cast(IO[bytes], gzip.GzipFile(fileobj=stream))
     if suffix in (".jsonl", ".jsonl.gz"):
         for number, line in enumerate(stream, start=1):
             if not line.strip():

@@ -238,9 +238,9 @@ class Indexer:
         self._completed.clear()
         for (root, modified), ids in self._refresh.items():
             for start in range(0, len(ids), 256):
-                batch = tuple(ids[start : start + 256])
+                some = tuple(ids[start : start + 256])
                 self.store.set_payload(
-                    {"modified": modified}, [Match("root", root), Match("doc_id", batch)]
+                    {"modified": modified}, [Match("root", root), Match("doc_id", some)]
                 )
         self._refresh.clear()
 

@@ -1,0 +1,1 @@
+../../twinsearch/__init__.py

@@ -1,0 +1,1 @@
+../../twinsearch/_version.py
