@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -196,130 +196,38 @@ def settings_from(**flags: Any) -> Settings:
     return build_settings(flags)
 
 
-@contextmanager
-def open_client(settings: Settings) -> Iterator[Any]:
-    from twinsearch.stores import connect
-
-    if settings.qdrant_url:
-        client = connect(
-            url=settings.qdrant_url,
-            api_key=settings.qdrant_api_key,
-            server=server_options(settings),
-        )
-    else:
-        client = connect(data_dir=settings.data_dir, segment_mb=settings.segment_mb)
-    try:
-        yield client
-    finally:
-        client.close()
+# What every command opens, from the library (twinsearch.session), with its notes printed.
 
 
-def server_options(settings: Settings) -> Any:
-    from twinsearch.stores import ServerOptions
+def open_client(settings: Settings) -> AbstractContextManager[Any]:
+    from twinsearch import session
 
-    return ServerOptions(
-        shards=settings.shards,
-        replicas=settings.replicas,
-        write_consistency=settings.write_consistency,
-        read_consistency=settings.read_consistency,
-        timeout=settings.timeout,
-    )
+    return session.open_client(settings)
 
 
-@contextmanager
-def open_searcher(settings: Settings, first_query: str | None = None) -> Iterator[Any]:
-    """The settings' collection, opened for queries with the encoder that fits it.
+def open_searcher(settings: Settings, first_query: str | None = None) -> Any:
+    from twinsearch import session
 
-    Given ``first_query``, that query is embedded in a child process while this one opens
-    the collection (see ``onnx.ForkedQuery``): a one-off search starts quicker.
-    """
-    from twinsearch.collections import open_for_search
-    from twinsearch.search import Searcher
-
-    with open_client(settings) as client:
-        encoder = query_encoder(settings, client.collection(settings.collection), first_query)
-        try:
-            store = open_for_search(client, settings.collection, encoder)
-            if first_query is not None:
-                store.open()
-                out.rich  # noqa: B018  # loads rich while the child may still be busy
-            yield Searcher.for_store(store, encoder)
-        finally:
-            if hasattr(encoder, "close"):
-                encoder.close()
+    # Given a first query, rich loads while the child embeds it.
+    return session.open_searcher(settings, first_query, _say, _load_console)
 
 
-def query_encoder(settings: Settings, store: Any, first_query: str | None = None) -> Any:
-    """The encoder to embed queries for ``store``: its model's ONNX export when there is
-    one (no torch to import: a quick start), else the model itself on torch."""
-    import sys
-
-    from twinsearch.collections import recorded_model
-    from twinsearch.encoders import onnx
-    from twinsearch.errors import ModelError
-
-    if settings.model:
-        return load_encoder(settings, settings.model)
-    name = recorded_model(store)
-    if name.startswith("hashing"):
-        return load_encoder(settings, name)
-    fingerprint = store.metadata()["encoder"]["fingerprint"]
-    from twinsearch.cli.config import free_cores
-
-    threads = settings.threads or free_cores()
-    # Forking is safe here only before any library has started threads of its own (torch
-    # does, for one); the CLI's search path never imports it.
-    if first_query is not None and sys.platform.startswith("linux") and "torch" not in sys.modules:
-        try:
-            return onnx.ForkedQuery(
-                models_dir(settings),
-                fingerprint,
-                first_query,
-                fallback=lambda: query_encoder(settings, store),
-                threads=threads,
-            )
-        except ModelError:
-            pass  # said below, by the path without a child
-    try:
-        return onnx.load(models_dir(settings), fingerprint, threads)
-    except ModelError as exc:
-        err.print(
-            f"note: {exc}; using torch, which starts slower "
-            "(`twinsearch index` on this collection creates the export)",
-            markup=False,
-        )
-        return load_encoder(settings, name)
-
-
-def export_query_encoder(settings: Settings, encoder: Any) -> None:
-    """Keep an ONNX export of ``encoder`` for quick searches; a failure costs only speed."""
-    from twinsearch.encoders import onnx
-    from twinsearch.encoders.sentence import SentenceTransformerEncoder
-    from twinsearch.errors import ModelError
-
-    if not isinstance(encoder, SentenceTransformerEncoder):
-        return
-    if (onnx.folder_for(models_dir(settings), encoder.fingerprint) / onnx.CONFIG_FILE).exists():
-        return
-    try:
-        if onnx.export(encoder, models_dir(settings)) is None:
-            err.print("note: this model's architecture has no ONNX query path", markup=False)
-    except (ModelError, OSError, RuntimeError) as exc:
-        err.print(f"warning: no ONNX query encoder ({exc}); searches use torch", markup=False)
-
-
-def models_dir(settings: Settings) -> Path:
-    return settings.data_dir / "models"
+def _load_console() -> None:
+    out.rich  # noqa: B018  # made now, while the query child works
 
 
 def load_encoder(settings: Settings, model: str) -> Any:
-    from twinsearch.cli.config import free_cores
-    from twinsearch.encoders import load_encoder as load
+    from twinsearch import session
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return load(
-        model,
-        device=settings.device,
-        threads=settings.threads or free_cores(measure=True),
-        batch_size=settings.batch_size,
-    )
+    return session.load_encoder(settings, model)
+
+
+def export_query_encoder(settings: Settings, encoder: Any) -> None:
+    from twinsearch import session
+
+    session.export_query_encoder(settings, encoder, _say)
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False)

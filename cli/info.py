@@ -19,41 +19,6 @@ from twinsearch.cli.common import (
 )
 
 
-def _describe(store: Any) -> dict[str, Any]:
-    from twinsearch.stores import Match
-
-    meta = store.metadata()
-    encoder = meta.get("encoder", {})
-    return {
-        "name": store.name,
-        "documents": store.count([Match("chunk", 0)]),
-        "chunks": store.count(),
-        "model": encoder.get("name"),
-        "fingerprint": encoder.get("fingerprint"),
-        "dim": encoder.get("dim"),
-        "chunking": meta.get("chunking"),
-        "created": meta.get("created"),
-        "twinsearch_version": meta.get("twinsearch_version"),
-    }
-
-
-def describe_all(client: Any, close: bool = True) -> dict[str, Any]:
-    """Where the data lives, its collections and the aliases that name them; ``close``
-    releases each collection once described."""
-    collections = []
-    aliases = client.aliases()
-    for name in client.collections():
-        store = client.collection(name, resolve=False)
-        try:
-            described = _describe(store)
-        finally:
-            if close:
-                store.close()
-        described["aliases"] = sorted(a for a, t in aliases.items() if t == name)
-        collections.append(described)
-    return {"location": client.location, "collections": collections, "aliases": aliases}
-
-
 def _chunking(settings: dict[str, Any] | None) -> str:
     if not settings:
         return "chunking unknown"
@@ -70,6 +35,8 @@ def info(
 ) -> None:
     """Where the data lives, and each collection: chunks, model and its fingerprint."""
     settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
+    from twinsearch.collections import describe_all
+
     with open_client(settings) as client:
         described = describe_all(client)
     if json_out:

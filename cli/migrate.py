@@ -11,7 +11,6 @@ from twinsearch.cli.common import (
     DataDir,
     err,
     errors_to_exit,
-    server_options,
     settings_from,
 )
 
@@ -39,7 +38,9 @@ def migrate(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from twinsearch.migrate import TOP
     from twinsearch.migrate import migrate as copy
+    from twinsearch.session import server_options
     from twinsearch.stores import connect
 
     settings = settings_from(collection=collection, data_dir=data_dir)
@@ -68,22 +69,8 @@ def migrate(
     err.print(
         f"copied {report.copied} points of {settings.collection!r} to {name!r} on {to} in "
         f"{report.seconds:.1f} s; the server holds {report.target_points} of "
-        f"{report.source_points}; top-{10} identical for {report.identical} of "
+        f"{report.source_points}; top-{TOP} identical for {report.identical} of "
         f"{report.queries} sample queries",
         markup=False,
     )
-    if report.target_points > report.source_points:
-        err.print(
-            f"error: {name!r} on {to} holds {report.target_points - report.source_points} "
-            "points the original does not (an earlier copy of other documents?); drop it "
-            "there, or migrate under another name with --as NAME",
-            markup=False,
-        )
-        raise typer.Exit(1)
-    if not report.verified:
-        err.print(
-            "error: the copy differs from the original; run the migration again "
-            f"(first differing query: point {report.differing[:1]})",
-            markup=False,
-        )
-        raise typer.Exit(1)
+    report.check(to)

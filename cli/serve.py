@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -36,7 +34,7 @@ def serve(
 
     import uvicorn
 
-    from twinsearch.cli.api import Searchers, create_app
+    from twinsearch.api import Searchers, create_app, share_store
 
     settings = settings_from(collection=collection, data_dir=data_dir, qdrant_url=qdrant_url)
     api_key = os.environ.get(API_KEY_ENV) or None
@@ -70,34 +68,6 @@ def serve(
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-@contextmanager
-def share_store(searchers: Any, settings: Any, app: Any) -> Iterator[tuple[Any, list[Any]]]:
-    """While this process serves an embedded store, other twinsearch commands on the same
-    data folder reach its collections through it (see ``twinsearch.stores.shared``): the
-    app, which also answers them on a Unix socket of their own, and that socket."""
-    from twinsearch.stores import shared
-
-    if settings.qdrant_url is not None or isinstance(searchers.client, shared.SharedClient):
-        yield app, []
-        return
-    local = shared.make_socket(settings.data_dir)
-    path = local.getsockname()
-    store_app = shared.asgi_app(shared.StoreService(searchers.client, searchers.lock))
-
-    async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("server") == (path, None):
-            await store_app(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    unregister = shared.register(settings.data_dir, local)
-    try:
-        yield dispatch, [local]
-    finally:
-        unregister()
-        local.close()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from twinsearch.cli.api import create_app
+from twinsearch.api import create_app
 from twinsearch.cli.app import app as cli_app
 from twinsearch.settings import Settings
 
@@ -239,7 +239,7 @@ def test_serve_answers_once_it_says_so(data: Path) -> None:
 def test_serve_that_cannot_open_the_store_says_so_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from twinsearch.cli import api
+    from twinsearch import api
     from twinsearch.errors import StoreError
 
     def unreachable(self: api.Searchers, settings: Settings) -> None:

@@ -43,12 +43,12 @@ def test_bad_settings_name_the_fix(tmp_path: Path) -> None:
 
 
 def test_free_cores_measures_the_cpu_now_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from twinsearch.cli import config
+    from twinsearch import cores
 
-    busy = config._busy_now(4, seconds=0.05)
+    busy = cores._busy_now(4, seconds=0.05)
     assert busy is None or 0 <= busy <= 4  # None off Linux
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # a minute behind
-    monkeypatch.setattr(config, "_busy_now", lambda cores: 0.2)  # the other job has ended
-    assert config.free_cores() == 1
-    assert config.free_cores(measure=True) == 2
+    monkeypatch.setattr(cores, "_busy_now", lambda n: 0.2)  # the other job has ended
+    assert cores.free_cores() == 1
+    assert cores.free_cores(measure=True) == 2

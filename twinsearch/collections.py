@@ -11,7 +11,7 @@ from twinsearch._version import __version__
 from twinsearch.encoders import Encoder
 from twinsearch.errors import EncoderMismatch
 from twinsearch.sparse import Bm25, Bm25Settings
-from twinsearch.stores import Client, CollectionSpec, Store
+from twinsearch.stores import Client, CollectionSpec, Match, Store
 from twinsearch.stores.base import VERSION_SEP, versioned_name
 from twinsearch.types import Point
 
@@ -154,3 +154,36 @@ def open_for_write(
         upgrade_ids(store, on_upgrade)
     settings = meta.get("bm25")
     return store, Bm25(Bm25Settings.from_dict(settings)) if settings else None
+
+
+def describe(store: Store) -> dict[str, Any]:
+    meta = store.metadata()
+    encoder = meta.get("encoder", {})
+    return {
+        "name": store.name,
+        "documents": store.count([Match("chunk", 0)]),
+        "chunks": store.count(),
+        "model": encoder.get("name"),
+        "fingerprint": encoder.get("fingerprint"),
+        "dim": encoder.get("dim"),
+        "chunking": meta.get("chunking"),
+        "created": meta.get("created"),
+        "twinsearch_version": meta.get("twinsearch_version"),
+    }
+
+
+def describe_all(client: Client, close: bool = True) -> dict[str, Any]:
+    """Where the data lives, its collections and the aliases that name them; ``close``
+    releases each collection once described."""
+    collections = []
+    aliases = client.aliases()
+    for name in client.collections():
+        store = client.collection(name, resolve=False)
+        try:
+            described = describe(store)
+        finally:
+            if close:
+                store.close()
+        described["aliases"] = sorted(a for a, t in aliases.items() if t == name)
+        collections.append(described)
+    return {"location": client.location, "collections": collections, "aliases": aliases}

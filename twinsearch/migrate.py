@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twinsearch.collections import create
-from twinsearch.errors import EncoderMismatch
+from twinsearch.errors import EncoderMismatch, StoreError
 from twinsearch.stores import Client, CollectionSpec, Store
 from twinsearch.types import ScoredPoint
 
@@ -37,6 +37,20 @@ class MigrationReport:
     @property
     def verified(self) -> bool:
         return self.source_points == self.target_points and self.identical == self.queries
+
+    def check(self, where: str) -> None:
+        """Raise ``StoreError`` naming the fix unless the copy at ``where`` is the original."""
+        if self.target_points > self.source_points:
+            raise StoreError(
+                f"{self.name!r} on {where} holds {self.target_points - self.source_points} "
+                "points the original does not (an earlier copy of other documents?); drop it "
+                "there, or migrate under another name with --as NAME"
+            )
+        if not self.verified:
+            raise StoreError(
+                "the copy differs from the original; run the migration again "
+                f"(first differing query: point {self.differing[:1]})"
+            )
 
 
 def _ranking(points: list[ScoredPoint]) -> list[tuple[float, str]]:

@@ -1,4 +1,4 @@
-"""The HTTP API of `twinsearch serve`, with FastAPI.
+"""The HTTP API (`twinsearch serve`), with FastAPI.
 
 Each collection's searcher (encoder and store) is opened on first use and kept, so a model
 loads once however many requests follow; a name switched to another collection by a
@@ -13,9 +13,10 @@ postpone them, and is imported only by `twinsearch serve`.
 
 import hmac
 import json
+import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -25,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twinsearch._version import __version__
-from twinsearch.cli.common import err
 from twinsearch.errors import (
     CollectionLocked,
     CollectionNotFound,
@@ -35,6 +35,7 @@ from twinsearch.errors import (
 )
 from twinsearch.settings import Settings
 
+log = logging.getLogger("twinsearch.api")
 MAX_K = 1000
 NOT_BLANK = r"\S"
 """``q`` holds a word: a blank query has nothing to search for."""
@@ -114,7 +115,7 @@ class Searchers:
     """One open searcher per collection, opened on first use, shared by all requests."""
 
     def __init__(self, settings: Settings) -> None:
-        from twinsearch.cli.common import open_client
+        from twinsearch.session import open_client
 
         self.settings = settings
         self._stack = ExitStack()
@@ -132,9 +133,9 @@ class Searchers:
         with self._opening:
             cached = self._open.get(store.name)
             if cached is None or cached.store is not store:  # new, or dropped and made again
-                from twinsearch.cli.common import query_encoder
                 from twinsearch.collections import open_for_search
                 from twinsearch.search import Searcher
+                from twinsearch.session import query_encoder
 
                 encoder = query_encoder(self.settings, store)
                 opened = open_for_search(self.client, name, encoder)
@@ -177,7 +178,7 @@ def _errors_in_one_shape(app: Any) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
+        log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc, exc_info=exc)
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
@@ -296,7 +297,7 @@ def create_app(
     @app.get("/collections", responses=_responses(401, 503))
     def collections(_: None = Depends(authorised)) -> dict[str, Any]:
         """Each collection with its documents, chunks and model, as `info --json` lists them."""
-        from twinsearch.cli.info import describe_all
+        from twinsearch.collections import describe_all
 
         searchers = state["searchers"]
         with searchers.lock:
@@ -311,3 +312,33 @@ def create_app(
         return {"status": "ok", "location": state["searchers"].client.location}
 
     return app
+
+
+@contextmanager
+def share_store(
+    searchers: Searchers, settings: Settings, app: Any
+) -> Iterator[tuple[Any, list[Any]]]:
+    """While this process serves an embedded store, other twinsearch commands on the same
+    data folder reach its collections through it (see ``twinsearch.stores.shared``): the
+    app, which also answers them on a Unix socket of their own, and that socket."""
+    from twinsearch.stores import shared
+
+    if settings.qdrant_url is not None or isinstance(searchers.client, shared.SharedClient):
+        yield app, []
+        return
+    local = shared.make_socket(settings.data_dir)
+    path = local.getsockname()
+    store_app = shared.asgi_app(shared.StoreService(searchers.client, searchers.lock))
+
+    async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("server") == (path, None):
+            await store_app(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    unregister = shared.register(settings.data_dir, local)
+    try:
+        yield dispatch, [local]
+    finally:
+        unregister()
+        local.close()

@@ -1,0 +1,178 @@
+"""From settings to open things: the store, the encoder that fits a collection, a searcher.
+
+Every front end (the CLI, the HTTP API, benchmarks) opens what it needs here, so each
+decision is made once: which client the settings name, which encoder embeds queries for a
+collection (its ONNX export when there is one: no torch to import, a quick start; else the
+model on torch), when to keep such an export, and how many threads the encoder gets. What a
+person should be told comes back through ``say`` (a line, "note: ..." or "warning: ...").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from twinsearch.settings import Settings
+
+if TYPE_CHECKING:
+    from twinsearch.encoders import Encoder
+    from twinsearch.search import Searcher
+    from twinsearch.stores import Client, ServerOptions, Store
+
+Say = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    from twinsearch.stores import ServerOptions
+
+    return ServerOptions(
+        shards=settings.shards,
+        replicas=settings.replicas,
+        write_consistency=settings.write_consistency,
+        read_consistency=settings.read_consistency,
+        timeout=settings.timeout,
+    )
+
+
+@contextmanager
+def open_client(settings: Settings) -> Iterator[Client]:
+    """The store the settings name: a Qdrant server at ``qdrant_url``, else the embedded one
+    in ``data_dir`` (through the `twinsearch serve` process that holds it, if one does)."""
+    from twinsearch.stores import connect
+
+    if settings.qdrant_url:
+        client = connect(
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            server=server_options(settings),
+        )
+    else:
+        client = connect(data_dir=settings.data_dir, segment_mb=settings.segment_mb)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where ONNX exports are kept, by model fingerprint."""
+    return settings.data_dir / "models"
+
+
+def threads(settings: Settings, measure: bool = False) -> int:
+    """The encoder's threads: as set, else the cores free now (see ``cores.free_cores``)."""
+    from twinsearch.cores import free_cores
+
+    return settings.threads or free_cores(measure=measure)
+
+
+def load_encoder(settings: Settings, model: str) -> Encoder:
+    """``model`` on torch (or the hashing test double), for indexing and training."""
+    from twinsearch.encoders import load_encoder as load
+
+    return load(
+        model,
+        device=settings.device,
+        threads=threads(settings, measure=True),
+        batch_size=settings.batch_size,
+    )
+
+
+def query_encoder(
+    settings: Settings, store: Store, first_query: str | None = None, say: Say = _quiet
+) -> Encoder:
+    """The encoder to embed queries for ``store``: the settings' model if one is named; else
+    the collection's own, through its ONNX export when there is one, on torch otherwise.
+
+    Given ``first_query``, that query is embedded in a forked child while this process goes
+    on (see ``onnx.ForkedQuery``): a one-off search starts quicker.
+    """
+    from twinsearch.collections import recorded_model
+    from twinsearch.encoders import onnx
+    from twinsearch.errors import ModelError
+
+    if settings.model:
+        return load_encoder(settings, settings.model)
+    name = recorded_model(store)
+    if name.startswith("hashing"):
+        return load_encoder(settings, name)
+    fingerprint = store.metadata()["encoder"]["fingerprint"]
+    cores = threads(settings)
+    # Forking is safe only before any library has started threads of its own (torch does,
+    # for one); the search path never imports it.
+    if first_query is not None and sys.platform.startswith("linux") and "torch" not in sys.modules:
+        try:
+            return cast(
+                "Encoder",
+                onnx.ForkedQuery(
+                    models_dir(settings),
+                    fingerprint,
+                    first_query,
+                    fallback=lambda: query_encoder(settings, store, say=say),
+                    threads=cores,
+                ),
+            )
+        except ModelError:
+            pass  # said below, by the path without a child
+    try:
+        return onnx.load(models_dir(settings), fingerprint, cores)
+    except ModelError as exc:
+        say(
+            f"note: {exc}; using torch, which starts slower "
+            "(`twinsearch index` on this collection creates the export)"
+        )
+        return load_encoder(settings, name)
+
+
+def export_query_encoder(settings: Settings, encoder: Encoder, say: Say = _quiet) -> None:
+    """Keep an ONNX export of ``encoder``'s query side for quick searches, unless there is
+    one; a failure costs only speed, and is said."""
+    from twinsearch.encoders import onnx
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+    from twinsearch.errors import ModelError
+
+    if not isinstance(encoder, SentenceTransformerEncoder):
+        return
+    if (onnx.folder_for(models_dir(settings), encoder.fingerprint) / onnx.CONFIG_FILE).exists():
+        return
+    try:
+        if onnx.export(encoder, models_dir(settings)) is None:
+            say("note: this model's architecture has no ONNX query path")
+    except (ModelError, OSError, RuntimeError) as exc:
+        say(f"warning: no ONNX query encoder ({exc}); searches use torch")
+
+
+@contextmanager
+def open_searcher(
+    settings: Settings,
+    first_query: str | None = None,
+    say: Say = _quiet,
+    while_embedding: Callable[[], None] = lambda: None,
+) -> Iterator[Searcher]:
+    """The settings' collection, opened for queries with the encoder that fits it.
+
+    Given ``first_query``, it is embedded in a child process while this one opens the
+    collection, and ``while_embedding`` runs meanwhile (the CLI loads its console then).
+    """
+    from twinsearch.collections import open_for_search
+    from twinsearch.search import Searcher
+
+    with open_client(settings) as client:
+        encoder = query_encoder(settings, client.collection(settings.collection), first_query, say)
+        try:
+            store = open_for_search(client, settings.collection, encoder)
+            if first_query is not None:
+                store.open()
+                while_embedding()
+            yield Searcher.for_store(store, encoder)
+        finally:
+            close: Any = getattr(encoder, "close", None)
+            if close is not None:
+                close()
