@@ -30,8 +30,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    from twinsearch.cores import free_cores
     from twinsearch.collections import open_for_write
+    from twinsearch.cores import free_cores
     from twinsearch.encoders import load_encoder
     from twinsearch.indexer.chunking import ChunkSettings, chunk_document
     from twinsearch.indexer.pipeline import Indexer

@@ -15,9 +15,7 @@ from twinsearch.cli.common import (
     counted,
     err,
     errors_to_exit,
-    export_query_encoder,
     index_progress,
-    load_encoder,
     open_client,
     settings_from,
     shown_id,
@@ -144,69 +142,36 @@ def index(
 
 
 def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
-    from twinsearch.collections import recorded_model
-    from twinsearch.encoders import DEFAULT_MODEL
-    from twinsearch.errors import StoreError
-    from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.indexer.pipeline import index_corpus
-    from twinsearch.stores.base import versioned_name
+    from twinsearch.indexer.update import update
 
-    store = client.collection(settings.collection)
-    if store.exists():
-        store.open()  # in use by another process: said now, not after the model loads
-    name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
-    encoder = load_encoder(settings, name)
-    target = settings.collection
-    switch = (
-        reindex
-        and store.exists()
-        and store.metadata().get("encoder", {}).get("fingerprint") != encoder.fingerprint
+    update(
+        client, settings, corpus, report, reindex=reindex, on_event=_say, progress=index_progress
     )
-    if switch and client.aliased and settings.collection not in client.aliases():
-        raise StoreError(
-            f"{settings.collection!r} on {client.location} is a collection, not an alias, so a "
-            "re-index cannot switch it in place: index into a new name with --collection, "
-            f"then drop {settings.collection!r}"
-        )
-    if switch:
-        # Searches keep the current collection until the new one is complete; a killed
-        # run resumes into the same new collection.
-        target = versioned_name(settings.collection, encoder.fingerprint)
-        err.print(
-            f"re-indexing {settings.collection!r} with {encoder.name} into {target!r}; "
-            f"searches use {store.name!r} until it is complete",
-            markup=False,
-        )
-    chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
-    export_query_encoder(settings, encoder)
-    with index_progress() as show:
-        index_corpus(
-            client,
-            target,
-            encoder,
-            chunking,
-            corpus,
-            report,
-            batch_size=max(settings.batch_size * 4, 64),
-            on_progress=show,
-            on_upgrade=_say_upgrade,
-        )
-    if switch:
-        previous = client.switch_alias(settings.collection, target)
-        err.print(
-            f"{settings.collection!r} now searches {target!r}; switch back with: "
-            f"twinsearch alias {settings.collection} {previous}",
-            markup=False,
-        )
 
 
-def _say_upgrade(moved: int) -> None:
-    if moved == 0:
-        err.print(
+def _say(event: Any) -> None:
+    """One line on stderr for each thing `index` does that a person should know of."""
+    from twinsearch.indexer.update import Note, Reindexing, Switched, UpgradingIds
+
+    if isinstance(event, Reindexing):
+        line = (
+            f"re-indexing {event.name!r} with {event.model} into {event.target!r}; "
+            f"searches use {event.current!r} until it is complete"
+        )
+    elif isinstance(event, Switched):
+        line = (
+            f"{event.name!r} now searches {event.target!r}; switch back with: "
+            f"twinsearch alias {event.name} {event.previous}"
+        )
+    elif isinstance(event, UpgradingIds):
+        line = (
             "upgrading the collection's point ids, once (documents are now told apart by the "
-            "folder they were indexed from; nothing is embedded again)",
-            markup=False,
+            "folder they were indexed from; nothing is embedded again)"
         )
+    else:
+        assert isinstance(event, Note)
+        line = event.text
+    err.print(line, markup=False)
 
 
 def _dry_run(

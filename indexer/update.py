@@ -1,0 +1,143 @@
+"""Bringing a collection up to date with folders and files, as `twinsearch index` does.
+
+Decided here: the model (the one named, else the collection's own, else the bundled one),
+the chunking, and whether a re-index with another model builds a new collection and then
+switches the name over (searches keep the old one until the new one is complete). What a
+person should hear of it comes back as events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from twinsearch.errors import StoreError
+from twinsearch.indexer.pipeline import IndexReport
+from twinsearch.indexer.sources import Corpus
+from twinsearch.settings import Settings
+from twinsearch.stores import Client
+
+
+@dataclass(frozen=True)
+class Reindexing:
+    """A re-index with another model builds ``target``; searches use ``current`` meanwhile."""
+
+    name: str
+    model: str
+    target: str
+    current: str
+
+
+@dataclass(frozen=True)
+class Switched:
+    """``name`` now searches ``target``; ``previous`` is what it searched before."""
+
+    name: str
+    target: str
+    previous: str | None
+
+
+@dataclass(frozen=True)
+class UpgradingIds:
+    """A collection made by an earlier version gets its point ids upgraded, once."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line to show as it is ("note: ..." or "warning: ...")."""
+
+    text: str
+
+
+Event = Reindexing | Switched | UpgradingIds | Note
+Progress = Callable[[Corpus, IndexReport], None]
+
+
+@contextmanager
+def _no_progress() -> Iterator[Progress]:
+    yield lambda corpus, report: None
+
+
+def write_batch(settings: Settings) -> int:
+    """Chunks embedded and written per batch: a few encoder batches, so the reader thread
+    and the encoder overlap."""
+    return max(settings.batch_size * 4, 64)
+
+
+def update(
+    client: Client,
+    settings: Settings,
+    corpus: Corpus,
+    report: IndexReport,
+    *,
+    reindex: bool = False,
+    on_event: Callable[[Event], None] = lambda event: None,
+    progress: Callable[[], AbstractContextManager[Progress]] = _no_progress,
+) -> None:
+    """Index ``corpus`` into the settings' collection: new and changed documents embedded,
+    removed ones deleted (see ``pipeline.index_corpus``). With ``reindex`` and a model other
+    than the collection's, into a new collection that then takes the name over."""
+    from twinsearch.collections import recorded_model
+    from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.indexer.pipeline import index_corpus
+    from twinsearch.session import export_query_encoder, load_encoder
+
+    store = client.collection(settings.collection)
+    if store.exists():
+        store.open()  # in use by another process: said now, not after the model loads
+    name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
+    encoder = load_encoder(settings, name)
+    target = _target(client, settings, encoder, reindex, on_event)
+    chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
+    export_query_encoder(settings, encoder, lambda line: on_event(Note(line)))
+
+    def upgrading(moved: int) -> None:
+        if moved == 0:
+            on_event(UpgradingIds(target))
+
+    with progress() as show:
+        index_corpus(
+            client,
+            target,
+            encoder,
+            chunking,
+            corpus,
+            report,
+            batch_size=write_batch(settings),
+            on_progress=show,
+            on_upgrade=upgrading,
+        )
+    if target != settings.collection:
+        previous = client.switch_alias(settings.collection, target)
+        on_event(Switched(settings.collection, target, previous))
+
+
+def _target(
+    client: Client, settings: Settings, encoder: Any, reindex: bool, on_event: Callable[..., None]
+) -> str:
+    """The collection to write: the settings' own, or, for a re-index with another model,
+    a new one named after the model (a killed run resumes into the same one)."""
+    from twinsearch.stores.base import versioned_name
+
+    store = client.collection(settings.collection)
+    switch = (
+        reindex
+        and store.exists()
+        and store.metadata().get("encoder", {}).get("fingerprint") != encoder.fingerprint
+    )
+    if not switch:
+        return settings.collection
+    if client.aliased and settings.collection not in client.aliases():
+        raise StoreError(
+            f"{settings.collection!r} on {client.location} is a collection, not an alias, so a "
+            "re-index cannot switch it in place: index into a new name with --collection, "
+            f"then drop {settings.collection!r}"
+        )
+    target = versioned_name(settings.collection, encoder.fingerprint)
+    on_event(Reindexing(settings.collection, encoder.name, target, store.name))
+    return target
