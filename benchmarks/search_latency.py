@@ -34,7 +34,7 @@ def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) ->
     from twinsearch.indexer.pipeline import index_once
     from twinsearch.sparse import Bm25Settings
     from twinsearch.stores import connect
-    from twinsearch.types import Point, SparseVector
+    from twinsearch.types import Point
 
     client = connect(data_dir=data_dir, segment_mb=segment_mb)
     encoder = load_encoder(threads=2)
@@ -50,17 +50,7 @@ def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) ->
     source_name = _collection_name(dataset, encoder.fingerprint, truncate=False)
     source, _ = index_once(client, source_name, encoder, chunking, corpus)
     meta = source.metadata()
-    shard = source._open()  # type: ignore[attr-defined]  # a benchmark may reach below
-    import qdrant_edge as qe
-
-    records, offset = [], None
-    while True:
-        page, offset = shard.scroll(
-            qe.ScrollRequest(offset=offset, limit=2000, with_payload=True, with_vector=True)
-        )
-        records.extend(page)
-        if offset is None:
-            break
+    records = [point for page in source.points() for point in page]
     target, _ = open_for_write(
         client, NAME, encoder, chunking.as_dict(), Bm25Settings.from_dict(meta["bm25"])
     )
@@ -70,10 +60,8 @@ def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) ->
         batch = []
         for r in records:
             payload = dict(r.payload, doc_id=f"{r.payload['doc_id']}#{copy}")
-            terms = r.vector.get("bm25")
-            sparse = SparseVector(list(terms.indices), list(terms.values)) if terms else None
             pid = point_id(payload.get("root", ""), payload["doc_id"], payload["chunk"])
-            batch.append(Point(pid, r.vector["dense"], payload, sparse))
+            batch.append(Point(pid, r.vector, payload, r.sparse))
             if len(batch) == 2000:
                 target.upsert(batch)
                 batch = []

@@ -12,11 +12,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twinsearch.errors import ConfigError
+from twinsearch.errors import CollectionNotFound, ConfigError
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"
+HNSW_EF = 128
+"""Candidates an HNSW search keeps: recall@10 of 0.99 or more on real 384-dimensional
+vectors at 100k points. Filtered searches also use ACORN, which explores the filtered
+graph: HNSW alone loses recall under selective filters (0.67-0.84 measured)."""
+SCROLL_PAGE = 2048
+"""Points per page when reading a collection through."""
 SERVE_RECORD = "serve.json"
 """In a data folder while a `twinsearch serve` process holds it: how to reach that process."""
 RRF_K = 60
@@ -119,6 +125,14 @@ def to_point(id: Any, vectors: Mapping[str, Any], payload: Mapping[str, Any] | N
     )
 
 
+def not_found(name: str, location: str) -> CollectionNotFound:
+    """The error for a collection ``name`` that ``location`` (a folder, a URL) lacks."""
+    return CollectionNotFound(
+        f"no collection {name!r} {location}; "
+        "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
+    )
+
+
 def check_name(name: str) -> str:
     if not COLLECTION_NAME.match(name) or ".." in name:
         raise ConfigError(
@@ -132,6 +146,10 @@ class Store(Protocol):
     name: str
 
     def exists(self) -> bool: ...
+
+    def require(self) -> None:
+        """Raise ``CollectionNotFound``, naming the fix, unless the collection exists."""
+        ...
 
     def create(self, spec: CollectionSpec) -> None:
         """Create the collection; it must not exist yet."""

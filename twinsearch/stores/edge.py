@@ -34,7 +34,9 @@ from twinsearch.errors import CollectionLocked, CollectionNotFound, StoreError
 from twinsearch.stores.base import (
     COLLECTION_NAME,
     DENSE,
+    HNSW_EF,
     RRF_K,
+    SCROLL_PAGE,
     SPARSE,
     CollectionSpec,
     Condition,
@@ -42,6 +44,7 @@ from twinsearch.stores.base import (
     Match,
     Missing,
     check_name,
+    not_found,
     to_point,
 )
 from twinsearch.types import Point, ScoredPoint, SparseVector
@@ -62,15 +65,12 @@ SEGMENT_KB = 64_000
 # than this (about 2.6k chunks of a 384-dimensional model). A smaller one stays unindexed,
 # which an exact scan searches in a millisecond or two, and takes the next run's writes.
 TAIL_KB = 4_000
-HNSW_EF = 128
-SCROLL_PAGE = 2048
 FLUSH_EVERY = 5000
 FLUSH_SECONDS = 10.0
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
 _EXACT = qe.SearchParams(exact=True)
-# HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
 _FILTERED_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF, acorn=qe.AcornSearchParams(enable=True))
 
 
@@ -162,8 +162,7 @@ class EdgeStore:
 
     def _open(self) -> Any:
         if self._shard is None:
-            if not self.exists():
-                raise CollectionNotFound(self._not_found())
+            self.require()
             self._hold()
             with self._translate():
                 self._shard = qe.EdgeShard.load(str(self._shard_path))
@@ -217,11 +216,9 @@ class EdgeStore:
     def open(self) -> None:
         self._open()
 
-    def _not_found(self) -> str:
-        return (
-            f"no collection {self.name!r} in {self.folder.parent}; "
-            "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
-        )
+    def require(self) -> None:
+        if not self.exists():
+            raise not_found(self.name, f"in {self.folder.parent}")
 
     def exists(self) -> bool:
         return (self.folder / METADATA_FILE).is_file() and (
@@ -274,8 +271,7 @@ class EdgeStore:
         shutil.rmtree(self.folder)
 
     def metadata(self) -> dict[str, Any]:
-        if not self.exists():
-            raise CollectionNotFound(self._not_found())
+        self.require()
         try:
             return json.loads((self.folder / METADATA_FILE).read_text())
         except (OSError, ValueError) as exc:
@@ -519,9 +515,7 @@ class EdgeClient:
                 "switches back to that one, after which each can be dropped by its own name"
             )
         store = self.collection(name)
-        if not store.exists():
-            raise CollectionNotFound(store._not_found())
-        store._open()  # refuses while another process holds it
+        store.open()  # refuses if it is missing, or while another process holds it
         store.close()
         kept = {a: t for a, t in aliases.items() if t != store.name and a != name}
         if kept != aliases:
@@ -539,8 +533,7 @@ class EdgeClient:
 
     def switch_alias(self, alias: str, target: str) -> str | None:
         check_name(alias)
-        if not EdgeStore(self.root, check_name(target)).exists():
-            raise CollectionNotFound(EdgeStore(self.root, target)._not_found())
+        EdgeStore(self.root, check_name(target)).require()
         aliases = self.aliases()
         previous = aliases.get(alias, alias if EdgeStore(self.root, alias).exists() else None)
         if target == alias:

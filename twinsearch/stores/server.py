@@ -15,7 +15,9 @@ from typing import Any, TypeVar, cast
 from twinsearch.errors import CollectionNotFound, ConfigError, StoreError
 from twinsearch.stores.base import (
     DENSE,
+    HNSW_EF,
     RRF_K,
+    SCROLL_PAGE,
     SPARSE,
     CollectionSpec,
     Condition,
@@ -24,12 +26,11 @@ from twinsearch.stores.base import (
     Missing,
     ServerOptions,
     check_name,
+    not_found,
     to_point,
 )
 from twinsearch.types import Point, ScoredPoint, SparseVector
 
-HNSW_EF = 128
-SCROLL_PAGE = 2048
 UPLOAD_BATCH = 256
 RETRIES = 5
 RETRY_FIRST_DELAY = 0.5
@@ -66,11 +67,9 @@ class ServerStore:
         self._qc = client.qc
         self._models = client.models
 
-    def _not_found(self) -> str:
-        return (
-            f"no collection {self.name!r} on {self._client.location}; "
-            "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
-        )
+    def require(self) -> None:
+        if not self.exists():
+            raise not_found(self.name, f"on {self._client.location}")
 
     def _filter(self, filter: Filter | None) -> Any:
         if not filter:
@@ -131,8 +130,7 @@ class ServerStore:
                 self._qc.create_payload_index(self.name, field, m.PayloadSchemaType.DATETIME)
 
     def metadata(self) -> dict[str, Any]:
-        if not self.exists():
-            raise CollectionNotFound(self._not_found())
+        self.require()
         with self._client.translate():
             return dict(self._qc.get_collection(self.name).config.metadata or {})
 
@@ -217,7 +215,6 @@ class ServerStore:
         elif exact:
             params = m.SearchParams(exact=True)
         else:
-            # HNSW alone loses recall under selective filters; ACORN explores the filtered graph.
             acorn = m.AcornSearchParams(enable=True) if filter else None
             params = m.SearchParams(hnsw_ef=HNSW_EF, acorn=acorn)
         queries = []
@@ -377,8 +374,7 @@ class ServerClient:
     def switch_alias(self, alias: str, target: str) -> str | None:
         m = self.models
         check_name(alias)
-        if not self.collection(target).exists():
-            raise CollectionNotFound(self.collection(target)._not_found())
+        self.collection(target).require()
         previous = self.aliases().get(alias)
         if previous is None and alias in self.collections():
             raise StoreError(
@@ -400,8 +396,7 @@ class ServerClient:
 
     def drop(self, name: str) -> None:
         store = self.collection(name)
-        if not store.exists():
-            raise CollectionNotFound(store._not_found())
+        store.require()
         with self.translate():
             self.qc.delete_collection(store.name)
 

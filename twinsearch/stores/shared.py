@@ -261,6 +261,7 @@ def _page(store: Store, body: Mapping[str, Any]) -> dict[str, Any]:
 
 STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "exists": lambda s, b: s.exists(),
+    "require": lambda s, b: s.require(),
     "create": lambda s, b: s.create(CollectionSpec(**{**b["spec"], **_spec_tuples(b["spec"])})),
     "metadata": lambda s, b: s.metadata(),
     "update_metadata": lambda s, b: s.update_metadata(b["changes"]),
@@ -394,6 +395,9 @@ class SharedStore:
 
     def exists(self) -> bool:
         return bool(self._call("exists"))
+
+    def require(self) -> None:
+        self._call("require")
 
     def create(self, spec: CollectionSpec) -> None:
         self._call("create", spec=asdict(spec))
