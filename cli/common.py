@@ -6,14 +6,14 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from twinsearch.errors import TwinsearchError
+from twinsearch.errors import EmptyQuery, TwinsearchError
 from twinsearch.settings import Settings
+from twinsearch.types import SearchMode
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,12 +81,6 @@ Model = Annotated[
 ]
 
 
-class SearchMode(str, Enum):
-    dense = "dense"
-    bm25 = "bm25"
-    hybrid = "hybrid"
-
-
 ModeOption = Annotated[
     SearchMode,
     typer.Option(
@@ -110,6 +104,9 @@ def errors_to_exit(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except EmptyQuery as exc:  # a usage error, as a missing argument is
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
         except TwinsearchError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(1) from None

@@ -22,6 +22,7 @@ from twinsearch.cli.common import (
     settings_from,
     shown_id,
 )
+from twinsearch.types import MAX_K
 
 SNIPPET_CHARS = 240
 
@@ -35,7 +36,7 @@ def _one_line(text: str, limit: int = SNIPPET_CHARS) -> str:
 def search(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for, in plain words")],
     top_k: Annotated[
-        int, typer.Option("--top-k", "-k", min=1, max=1000, help="Documents to show")
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_K, help="Documents to show")
     ] = 10,
     collection: Collection = None,
     model: Model = None,
@@ -60,8 +61,6 @@ def search(
     """Find the documents nearest in meaning to QUERY, best first, with the passage that matched."""
     from twinsearch.filters import parse_where
 
-    if not query.strip():
-        raise typer.BadParameter("the query is empty; pass some words to search for")
     conditions = parse_where(where or [])
     settings = settings_from(
         collection=collection,

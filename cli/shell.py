@@ -22,13 +22,13 @@ from twinsearch.cli.common import (
     out,
     settings_from,
 )
+from twinsearch.types import MAX_K
 
 HELP = (
     "Type a query. Commands: :k N (results to show), :mode dense|bm25|hybrid, "
     ":where KEY=VALUE (adds a filter; all must hold; :where - clears them); "
     ":k, :mode or :where alone shows the setting; :help, :quit (or Ctrl-D)."
 )
-MAX_K = 1000
 
 
 def _say(line: str) -> None:

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,9 +34,9 @@ from twinsearch.errors import (
     TwinsearchError,
 )
 from twinsearch.settings import Settings
+from twinsearch.types import MAX_K, MODES, SearchMode
 
 log = logging.getLogger("twinsearch.api")
-MAX_K = 1000
 NOT_BLANK = r"\S"
 """``q`` holds a word: a blank query has nothing to search for."""
 WHERE_HELP = (
@@ -47,7 +47,7 @@ EXPECTED = {
     "q": "must be the words to search for",
     "k": f"must be a whole number from 1 to {MAX_K}",
     "collection": "must be a collection name",
-    "mode": "must be dense, bm25 or hybrid",
+    "mode": f"must be {', '.join(MODES[:-1])} or {MODES[-1]}",
     "where": 'must be a list such as ["ext=.md"]',
 }
 """What each search parameter takes, said when a request gets it wrong."""
@@ -60,7 +60,6 @@ ERRORS = {
     500: "A failure the server did not expect",
     503: "The collection is in use by another process",
 }
-Mode = Literal["dense", "bm25", "hybrid"]
 MODE_HELP = "dense: the model; bm25: keywords; hybrid: both, fused by rank"
 
 
@@ -217,7 +216,7 @@ def create_app(
         source: str | None = None
         root: str | None = None
         chunk: int
-        mode: Mode = "dense"
+        mode: SearchMode = SearchMode.dense
         similarity: float | None = Field(
             None, description="Cosine similarity of the best passage to q (dense, hybrid)"
         )
@@ -232,7 +231,7 @@ def create_app(
         q: str = Field(pattern=NOT_BLANK, description="What to look for, in plain words")
         k: int = Field(10, ge=1, le=MAX_K, description="Documents to return")
         collection: str | None = Field(None, description="Collection [default: the server's]")
-        mode: Mode = Field("dense", description=MODE_HELP)
+        mode: SearchMode = Field(SearchMode.dense, description=MODE_HELP)
         where: list[str] = Field(default_factory=list, description=WHERE_HELP)
 
     class Health(BaseModel):
@@ -280,7 +279,7 @@ def create_app(
         collection: Annotated[
             str | None, Query(description="Collection [default: the server's]")
         ] = None,
-        mode: Annotated[Mode, Query(description=MODE_HELP)] = "dense",
+        mode: Annotated[SearchMode, Query(description=MODE_HELP)] = SearchMode.dense,
         where: Annotated[list[str] | None, Query(description=WHERE_HELP + "; repeatable")] = None,
         _: None = Depends(authorised),
     ) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
     TwinsearchError
     ├── ConfigError            a setting or argument that cannot work
+    │   └── EmptyQuery             a search with no words to search for
     ├── SourceError            a path to index that is missing or holds nothing indexable
     ├── ModelError             a model that cannot be loaded
     └── StoreError             the vector store refused or failed
@@ -21,6 +22,10 @@ class TwinsearchError(Exception):
 
 
 class ConfigError(TwinsearchError):
+    pass
+
+
+class EmptyQuery(ConfigError):
     pass
 
 

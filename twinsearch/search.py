@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 from twinsearch.encoders import Encoder
-from twinsearch.errors import ConfigError
+from twinsearch.errors import ConfigError, EmptyQuery
 from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Filter, Match, Store
-from twinsearch.types import Hit, ScoredPoint, SparseVector
+from twinsearch.types import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
+__all__ = ["MAX_K", "MODES", "Mode", "SearchMode", "Searcher", "retrieve", "search"]
 
 
 def _best_per_document(points: list[ScoredPoint]) -> dict[tuple[str, str], ScoredPoint]:
@@ -96,7 +95,11 @@ class Searcher:
         settings = store.metadata().get("bm25")
         return cls(store, encoder, Bm25(Bm25Settings.from_dict(settings)) if settings else None)
 
-    def _check(self, mode: str) -> None:
+    def _check(self, queries: Sequence[str], k: int, mode: str) -> None:
+        if any(not query.strip() for query in queries):
+            raise EmptyQuery("the query is empty; pass some words to search for")
+        if not 1 <= k <= MAX_K:
+            raise ConfigError(f"k must be a whole number from 1 to {MAX_K}, not {k}")
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "dense" and self.bm25 is None:
@@ -121,7 +124,8 @@ class Searcher:
         """Queries embedded as one batch, then each run through ``retrieve``. ``readable``
         adds each hit's ``similarity`` and ``terms`` (what evaluation, which reads only the
         ranking, can spare)."""
-        self._check(mode)
+        mode = SearchMode(mode).value if mode in MODES else mode
+        self._check(queries, k, mode)
         dense = self.encoder.encode_queries(queries) if mode != "bm25" else None
         results = []
         for i, query in enumerate(queries):

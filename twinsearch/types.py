@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, TypeAlias
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,20 @@ class Hit:
             "terms_matched": None if self.terms is None else self.terms[0],
             "query_terms": None if self.terms is None else self.terms[1],
         }
+
+
+class SearchMode(str, Enum):
+    """How documents are ranked: by the model (cosine similarity of the query's vector to
+    each chunk's), by keywords (BM25 over the collection's term vectors), or by both
+    rankings fused by reciprocal rank."""
+
+    dense = "dense"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+
+MODES = tuple(mode.value for mode in SearchMode)
+Mode: TypeAlias = str
+"""A ``SearchMode`` (or its value); ``Searcher`` refuses any other."""
+MAX_K = 1000
+"""The most documents one search returns."""
