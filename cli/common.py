@@ -173,6 +173,31 @@ def index_progress() -> Iterator[Callable[[Any, Any], None]]:
         yield show
 
 
+MAX_SKIP_LINES = 20
+
+
+def print_skips(skipped: list[tuple[str, str]]) -> None:
+    """A warning for each file or record skipped, the first ``MAX_SKIP_LINES`` of them."""
+    for where, why in skipped[:MAX_SKIP_LINES]:
+        err.print(f"warning: skipped {where}: {why}", markup=False)
+    if len(skipped) > MAX_SKIP_LINES:
+        err.print(f"warning: ... and {len(skipped) - MAX_SKIP_LINES} more skipped", markup=False)
+
+
+def print_index_summary(report: Any, collection: str) -> None:
+    """The last line of an indexing run: what was embedded, how fast, what changed."""
+    changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
+    rate = report.chunks / report.seconds if report.seconds else 0.0
+    err.print(
+        f"indexed {counted(report.documents, 'document')} "
+        f"({counted(report.chunks, 'chunk')}) into {collection!r} in "
+        f"{report.seconds:.1f} s, {rate:.1f} chunks/s; {changes}"
+        + (f"; skipped {len(report.skipped)}" if report.skipped else "")
+        + (f"; {report.refreshed} with a new modification time" if report.refreshed else ""),
+        markup=False,
+    )
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``1 document``, ``2 documents``."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"

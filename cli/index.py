@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,16 +13,15 @@ from twinsearch.cli.common import (
     DataDir,
     Model,
     QdrantUrl,
-    counted,
     err,
     errors_to_exit,
     index_progress,
     open_client,
+    print_index_summary,
+    print_skips,
     settings_from,
     shown_id,
 )
-
-MAX_SKIP_LINES = 20
 
 
 @errors_to_exit
@@ -78,6 +78,9 @@ def index(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
     ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Also print what was done as JSON on stdout")
+    ] = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
@@ -119,7 +122,7 @@ def index(
             else:
                 _index(client, settings, corpus, report, reindex)
     finally:  # the reasons, also when nothing could be indexed
-        _print_skips(report.skipped)
+        print_skips(report.skipped)
     if corpus.left_out:
         from twinsearch.indexer.sources import describe_left_out
 
@@ -129,16 +132,9 @@ def index(
             markup=False,
         )
     if not dry_run:
-        changes = ", ".join(f"{n} {change}" for change, n in report.changes.items())
-        rate = report.chunks / report.seconds if report.seconds else 0.0
-        err.print(
-            f"indexed {counted(report.documents, 'document')} "
-            f"({counted(report.chunks, 'chunk')}) into {settings.collection!r} in "
-            f"{report.seconds:.1f} s, {rate:.1f} chunks/s; {changes}"
-            + (f"; skipped {len(report.skipped)}" if report.skipped else "")
-            + (f"; {report.refreshed} with a new modification time" if report.refreshed else ""),
-            markup=False,
-        )
+        print_index_summary(report, settings.collection)
+        if json_out:
+            print(json.dumps(report.as_dict(settings.collection, corpus.left_out), indent=2))
 
 
 def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
@@ -202,10 +198,3 @@ def _dry_run(
     counts = ", ".join(f"{len(ids)} {change.value}" for change, ids in changes.items())
     hint = "" if everything or not changes[Change.unchanged] else " (--all lists the unchanged)"
     err.print(f"dry run, nothing changed: {counts}{hint}", markup=False)
-
-
-def _print_skips(skipped: list[tuple[str, str]]) -> None:
-    for where, why in skipped[:MAX_SKIP_LINES]:
-        err.print(f"warning: skipped {where}: {why}", markup=False)
-    if len(skipped) > MAX_SKIP_LINES:
-        err.print(f"warning: ... and {len(skipped) - MAX_SKIP_LINES} more skipped", markup=False)

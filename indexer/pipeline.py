@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -50,6 +50,19 @@ class IndexReport:
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
+
+    def as_dict(self, collection: str, left_out: Mapping[str, int]) -> dict[str, Any]:
+        """What `index --json` prints."""
+        return {
+            "collection": collection,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "changes": dict(self.changes),
+            "refreshed": self.refreshed,
+            "skipped": [{"where": where, "why": why} for where, why in self.skipped],
+            "left_out": dict(left_out),
+        }
 
 
 @dataclass

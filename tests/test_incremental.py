@@ -30,13 +30,12 @@ def cli(*args: str | Path, code: int = 0):  # type: ignore[no-untyped-def]
 
 
 def index(folder: Path, data: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return cli("index", folder, "--model", "hashing", "--data-dir", data, *extra)
+    return cli("index", folder, "--model", "hashing", "--data-dir", data, "--json", *extra)
 
 
 def summary(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    line = result.stderr.strip().splitlines()[-1]
-    counts = line.split("; ")[1].split(", ")
-    return {change: int(n) for n, change in (c.split(" ") for c in counts)}
+    """What a run with --json says it changed."""
+    return dict(json.loads(result.stdout)["changes"])
 
 
 def ids(data: Path, query: str = "the", k: int = 50, *where: str) -> list[str]:
@@ -240,7 +239,7 @@ def test_reindex_with_another_model_switches_only_when_complete(tmp_path: Path) 
     cli("alias", "default", new["name"], "--data-dir", data)
     assert cli("alias", "--data-dir", data).stdout == f"default\t{new['name']}\n"
     # Re-running the re-index with the same model changes nothing.
-    again = cli("index", folder, "--model", "hashing:32", "--reindex", "--data-dir", data)
+    again = cli("index", folder, "--model", "hashing:32", "--reindex", "--data-dir", data, "--json")
     assert "re-indexing" not in again.stderr and summary(again)["unchanged"] == 3
 
 
@@ -271,7 +270,7 @@ def test_same_named_files_of_two_folders_are_two_documents(tmp_path: Path) -> No
 def test_one_run_over_two_folders_with_the_same_names_skips_nothing(tmp_path: Path) -> None:
     zstd, openssl = _readme_folders(tmp_path)
     data = tmp_path / "data"
-    result = cli("index", zstd, openssl, "--model", "hashing", "--data-dir", data)
+    result = cli("index", zstd, openssl, "--model", "hashing", "--data-dir", data, "--json")
     assert summary(result)["new"] == 2
     assert "skipped" not in result.stderr
     assert _sources(data) == ["openssl", "zstd"]
@@ -408,5 +407,9 @@ def test_a_dry_run_lists_changes_and_counts_the_unchanged(folder: Path, tmp_path
 def test_one_document_is_counted_in_the_singular(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\n\nOne.")
+    (tmp_path / "docs" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     result = index(tmp_path / "docs", tmp_path / "data")
     assert "indexed 1 document (1 chunk) into" in result.stderr
+    said = json.loads(result.stdout)
+    assert (said["collection"], said["documents"], said["chunks"]) == ("default", 1, 1)
+    assert said["left_out"] == {".png": 1} and said["skipped"] == []

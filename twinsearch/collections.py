@@ -152,8 +152,7 @@ def open_for_write(
     if meta.get("ids") != ID_SCHEME:
         on_upgrade(0)
         upgrade_ids(store, on_upgrade)
-    settings = meta.get("bm25")
-    return store, Bm25(Bm25Settings.from_dict(settings)) if settings else None
+    return store, Bm25.recorded(meta)
 
 
 def describe(store: Store) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError, EmptyQuery
-from twinsearch.sparse import Bm25, Bm25Settings
+from twinsearch.sparse import Bm25
 from twinsearch.stores import Filter, Match, Store
 from twinsearch.types import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
 
@@ -92,8 +92,7 @@ class Searcher:
 
     @classmethod
     def for_store(cls, store: Store, encoder: Encoder) -> Searcher:
-        settings = store.metadata().get("bm25")
-        return cls(store, encoder, Bm25(Bm25Settings.from_dict(settings)) if settings else None)
+        return cls(store, encoder, Bm25.recorded(store.metadata()))
 
     def _check(self, queries: Sequence[str], k: int, mode: str) -> None:
         if any(not query.strip() for query in queries):

@@ -43,6 +43,13 @@ class Bm25:
             )
         )
 
+    @classmethod
+    def recorded(cls, metadata: Mapping[str, Any]) -> Bm25 | None:
+        """The BM25 model a collection's metadata records; None for a collection without
+        BM25 vectors (made before they existed)."""
+        settings = metadata.get("bm25")
+        return cls(Bm25Settings.from_dict(settings)) if settings else None
+
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         return [_ours(self._model.embed_document(text)) for text in texts]
 
