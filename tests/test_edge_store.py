@@ -151,3 +151,15 @@ def test_a_large_last_segment_is_sealed_at_the_end_of_a_run(
         [hit] = store.search(1, dense=p.vector)
         assert hit.id == p.id
     client.close()
+
+
+def test_file_system_failures_become_one_line_errors(tmp_path: Path) -> None:
+    from twinsearch.errors import StoreError
+    from twinsearch.stores import CollectionSpec, connect
+
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(StoreError, match="cannot use .*data.*check that folder's permissions"):
+        edge.EdgeStore(blocker / "collections", "c").create(CollectionSpec(dim=4, metadata={}))
+    with pytest.raises(StoreError, match=r"unreadable .*aliases\.json"):
+        connect(data_dir=blocker).collection("c")

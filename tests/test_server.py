@@ -175,3 +175,12 @@ def test_a_plain_server_collection_is_not_reindexed_into_a_dead_end(tmp_path) ->
     with pytest.raises(StoreError, match="not an alias"):
         _index(client, settings, Corpus([folder]), IndexReport(), True)
     assert client.collections() == ["plain"]  # nothing was built
+
+
+def test_a_server_that_does_not_answer_is_named_with_the_fix() -> None:
+    from twinsearch.errors import StoreError
+    from twinsearch.stores import connect
+
+    client = connect(url="http://127.0.0.1:1")
+    with pytest.raises(StoreError, match=r"cannot reach Qdrant at http://127.0.0.1:1: .*start it"):
+        client.collections()

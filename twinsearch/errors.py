@@ -11,10 +11,14 @@
         └── EncoderMismatch        the collection was built with another encoder or chunker
 
 Foreign errors (Qdrant, file system, model loading) are translated where they are raised,
-so callers catch ``TwinsearchError`` alone.
+through ``translated`` and a table of what becomes what, so callers catch
+``TwinsearchError`` alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 
 class TwinsearchError(Exception):
@@ -51,3 +55,30 @@ class CollectionLocked(StoreError):
 
 class EncoderMismatch(StoreError):
     pass
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (foreign messages run to pages), or its
+    type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+Kinds = type[BaseException] | tuple[type[BaseException], ...]
+Translation = tuple[Kinds, Callable[[BaseException], TwinsearchError]]
+
+
+@contextmanager
+def translated(table: Sequence[Translation]) -> Iterator[None]:
+    """Foreign errors raised inside become what the first row of ``table`` whose kinds they
+    are makes of them (the foreign error chained as the cause); ``TwinsearchError`` and
+    errors no row names pass through."""
+    try:
+        yield
+    except TwinsearchError:
+        raise
+    except Exception as exc:
+        for kinds, make in table:
+            if isinstance(exc, kinds):
+                raise make(exc) from exc
+        raise

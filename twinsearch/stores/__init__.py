@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from twinsearch.errors import ConfigError
 from twinsearch.stores.base import (
     SERVE_RECORD,
     Client,
@@ -48,7 +49,7 @@ def connect(
     through that process (see ``shared``).
     """
     if (data_dir is None) == (url is None):
-        raise ValueError("pass exactly one of data_dir or url")
+        raise ConfigError("pass exactly one of data_dir or url")
     if url is not None:
         from twinsearch.stores.server import ServerClient
 

@@ -24,13 +24,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, cast
 
 import qdrant_edge as qe
 
-from twinsearch.errors import CollectionLocked, CollectionNotFound, StoreError
+from twinsearch.errors import (
+    CollectionLocked,
+    StoreError,
+    Translation,
+    first_line,
+    translated,
+)
 from twinsearch.stores.base import (
     COLLECTION_NAME,
     DENSE,
@@ -102,7 +108,28 @@ def to_edge_filter(filter: Filter | None) -> Any:
     return qe.Filter(must=[_condition(c) for c in filter]) if filter else None
 
 
+def _table(what: str) -> list[Translation]:
+    """What becomes of the embedded store's failures: its own file operations fail with
+    OSError, the engine with bare Exceptions."""
+    return [
+        (
+            OSError,
+            lambda exc: StoreError(
+                f"cannot use {getattr(exc, 'filename', None) or what}: "
+                f"{getattr(exc, 'strerror', None) or first_line(exc)}; check that folder's "
+                "permissions and free space"
+            ),
+        ),
+        (Exception, lambda exc: StoreError(f"embedded Qdrant failed on {what}: {first_line(exc)}")),
+    ]
+
+
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    with translated(_table(str(path))):
+        _write_json(path, data)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
@@ -144,17 +171,8 @@ class EdgeStore:
         self._segment_points: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        try:
-            yield
-        except (CollectionLocked, CollectionNotFound):
-            raise
-        except Exception as exc:
-            text = str(exc)
-            if "WouldBlock" in text or "failed to open WAL" in text:
-                raise self._locked() from exc
-            raise StoreError(f"embedded Qdrant failed on collection {self.name!r}: {text}") from exc
+    def _translate(self) -> AbstractContextManager[None]:
+        return translated(_table(f"collection {self.name!r} in {self.folder.parent}"))
 
     @property
     def _shard_path(self) -> Path:
@@ -230,7 +248,8 @@ class EdgeStore:
             raise StoreError(f"collection {self.name!r} already exists")
         if self.folder.exists():
             self._clear_half_created()
-        self.folder.mkdir(parents=True)
+        with self._translate():
+            self.folder.mkdir(parents=True)
         self._hold()
         bound = self.segment_kb or SEGMENT_KB
         config = _edge_config(spec.dim, bound, bound)
@@ -268,7 +287,8 @@ class EdgeStore:
                     f"{self.folder} holds {points} points but no {METADATA_FILE}; restore that "
                     "file, or remove the folder to start the collection again"
                 )
-        shutil.rmtree(self.folder)
+        with self._translate():
+            shutil.rmtree(self.folder)
 
     def metadata(self) -> dict[str, Any]:
         self.require()
@@ -520,7 +540,8 @@ class EdgeClient:
         kept = {a: t for a, t in aliases.items() if t != store.name and a != name}
         if kept != aliases:
             _write_json_atomic(self.root / ALIASES_FILE, kept)
-        shutil.rmtree(store.folder)
+        with translated(_table(str(store.folder))):
+            shutil.rmtree(store.folder)
         del self._open[store.name]
 
     def aliases(self) -> dict[str, str]:
@@ -540,7 +561,8 @@ class EdgeClient:
             aliases.pop(alias, None)  # the collection of that name itself
         else:
             aliases[alias] = target
-        self.root.mkdir(parents=True, exist_ok=True)
+        with translated(_table(str(self.root))):
+            self.root.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(self.root / ALIASES_FILE, aliases)
         return previous
 

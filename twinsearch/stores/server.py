@@ -9,10 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
-from twinsearch.errors import CollectionNotFound, ConfigError, StoreError
+from twinsearch.errors import (
+    ConfigError,
+    StoreError,
+    first_line,
+    translated,
+)
 from twinsearch.stores.base import (
     DENSE,
     HNSW_EF,
@@ -320,7 +325,14 @@ class ServerClient:
             if url == ":memory:":
                 self.qc = QdrantClient(location=":memory:")
             else:
-                self.qc = QdrantClient(url=url, api_key=api_key, timeout=self.options.timeout)
+                # Its version check runs in a thread of its own, whose failure on an
+                # unreachable server would print a raw warning; the first request says it.
+                self.qc = QdrantClient(
+                    url=url,
+                    api_key=api_key,
+                    timeout=self.options.timeout,
+                    check_compatibility=False,
+                )
         except Exception as exc:
             raise StoreError(f"bad Qdrant URL {url!r}: {exc}") from exc
 
@@ -338,20 +350,34 @@ class ServerClient:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    @contextmanager
-    def translate(self) -> Iterator[None]:
-        try:
-            yield
-        except CollectionNotFound:
-            raise
-        except Exception as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "Connection refused" in text or "ConnectError" in type(exc).__name__:
-                raise StoreError(
-                    f"cannot reach Qdrant at {self.location}: {text}; start it "
-                    "(`docker compose up -d`) or check --qdrant-url"
-                ) from exc
-            raise StoreError(f"Qdrant at {self.location} failed: {text[:300]}") from exc
+    def translate(self) -> AbstractContextManager[None]:
+        """What becomes of qdrant-client's failures: a server that does not answer (a
+        connection refused or failed, also as qdrant-client wraps it), or any other."""
+        import httpx
+        from qdrant_client.http.exceptions import ResponseHandlingException
+
+        def unreachable(exc: BaseException) -> StoreError:
+            return StoreError(
+                f"cannot reach Qdrant at {self.location}: {first_line(exc)}; start it "
+                "(`docker compose up -d`) or check the server's URL"
+            )
+
+        def failed(exc: BaseException) -> StoreError:
+            return StoreError(f"Qdrant at {self.location} failed: {first_line(exc)[:300]}")
+
+        refused = (ConnectionError, httpx.ConnectError)
+
+        def handling(exc: BaseException) -> StoreError:
+            source = getattr(exc, "source", None)
+            return (unreachable if isinstance(source, refused) else failed)(exc)
+
+        return translated(
+            [
+                (refused, unreachable),
+                (ResponseHandlingException, handling),
+                (Exception, failed),
+            ]
+        )
 
     def nodes(self) -> int:
         """Peers in the server's cluster; 1 when it runs alone."""
