@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
 from typing import Annotated, Any
 
@@ -181,6 +181,40 @@ def _errors_in_one_shape(app: Any) -> None:
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
+class Hit(BaseModel):
+    rank: int
+    doc_id: str
+    score: float
+    title: str
+    snippet: str
+    source: str | None = None
+    root: str | None = None
+    chunk: int
+    mode: SearchMode = SearchMode.dense
+    similarity: float | None = Field(
+        None, description="Cosine similarity of the best passage to q (dense, hybrid)"
+    )
+    terms_matched: int | None = Field(
+        None, description="Terms of q in the best passage (bm25, hybrid)"
+    )
+    query_terms: int | None = Field(None, description="Terms of q, after stopwords")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(pattern=NOT_BLANK, description="What to look for, in plain words")
+    k: int = Field(10, ge=1, le=MAX_K, description="Documents to return")
+    collection: str | None = Field(None, description="Collection [default: the server's]")
+    mode: SearchMode = Field(SearchMode.dense, description=MODE_HELP)
+    where: list[str] = Field(default_factory=list, description=WHERE_HELP)
+
+
+class Health(BaseModel):
+    status: str
+    location: str | None = Field(None, description="Where the data lives; only with the key")
+
+
 def create_app(
     settings: Settings, api_key: str | None = None, searchers: Searchers | None = None
 ) -> Any:
@@ -206,45 +240,21 @@ def create_app(
         redoc_url=None,
         responses=_responses(422, 500),
     )
-
-    class Hit(BaseModel):
-        rank: int
-        doc_id: str
-        score: float
-        title: str
-        snippet: str
-        source: str | None = None
-        root: str | None = None
-        chunk: int
-        mode: SearchMode = SearchMode.dense
-        similarity: float | None = Field(
-            None, description="Cosine similarity of the best passage to q (dense, hybrid)"
-        )
-        terms_matched: int | None = Field(
-            None, description="Terms of q in the best passage (bm25, hybrid)"
-        )
-        query_terms: int | None = Field(None, description="Terms of q, after stopwords")
-
-    class SearchRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        q: str = Field(pattern=NOT_BLANK, description="What to look for, in plain words")
-        k: int = Field(10, ge=1, le=MAX_K, description="Documents to return")
-        collection: str | None = Field(None, description="Collection [default: the server's]")
-        mode: SearchMode = Field(SearchMode.dense, description=MODE_HELP)
-        where: list[str] = Field(default_factory=list, description=WHERE_HELP)
-
-    class Health(BaseModel):
-        status: str
-        location: str | None = Field(None, description="Where the data lives; only with the key")
-
     _errors_in_one_shape(app)
+    has_key, authorised = _access(api_key)
+    _search_routes(app, lambda: state["searchers"], settings.collection, authorised)
+    _store_routes(app, lambda: state["searchers"], has_key, authorised)
+    return app
+
+
+def _access(api_key: str | None) -> tuple[Callable[..., bool], Callable[..., None]]:
+    """Two dependencies: whether the caller sent the key (or none is set), and a guard that
+    refuses one that did not."""
 
     def has_key(
         x_api_key: Annotated[str | None, Header(description="The server's API key, if set")] = None,
         authorization: Annotated[str | None, Header(description="Bearer KEY")] = None,
     ) -> bool:
-        """Whether the caller may see everything: it sent the key, or there is none."""
         if api_key is None:
             return True
         scheme, _, token = (authorization or "").partition(" ")
@@ -260,13 +270,21 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    return has_key, authorised
+
+
+def _search_routes(
+    app: Any, searchers: Callable[[], Searchers], default: str, authorised: Callable[..., None]
+) -> None:
+    """GET and POST /search."""
+
     def run_search(request: SearchRequest) -> list[dict[str, Any]]:
         from twinsearch.filters import parse_where
 
         conditions = parse_where(request.where)
-        searchers = state["searchers"]
-        with searchers.lock:
-            searcher = searchers.get(request.collection or settings.collection)
+        opened = searchers()
+        with opened.lock:
+            searcher = opened.get(request.collection or default)
             hits = searcher.search(request.q, request.k, request.mode, conditions or None)
         return [hit.to_dict() for hit in hits]
 
@@ -293,14 +311,23 @@ def create_app(
         """The same search with a JSON body."""
         return run_search(request)
 
+
+def _store_routes(
+    app: Any,
+    searchers: Callable[[], Searchers],
+    has_key: Callable[..., bool],
+    authorised: Callable[..., None],
+) -> None:
+    """/collections and /health."""
+
     @app.get("/collections", responses=_responses(401, 503))
     def collections(_: None = Depends(authorised)) -> dict[str, Any]:
         """Each collection with its documents, chunks and model, as `info --json` lists them."""
         from twinsearch.collections import describe_all
 
-        searchers = state["searchers"]
-        with searchers.lock:
-            return describe_all(searchers.client, close=False)
+        opened = searchers()
+        with opened.lock:
+            return describe_all(opened.client, close=False)
 
     @app.get("/health", response_model=Health, response_model_exclude_none=True)
     def health(allowed: Annotated[bool, Depends(has_key)]) -> dict[str, str]:
@@ -308,9 +335,7 @@ def create_app(
         balancers."""
         if not allowed:
             return {"status": "ok"}
-        return {"status": "ok", "location": state["searchers"].client.location}
-
-    return app
+        return {"status": "ok", "location": searchers().client.location}
 
 
 @contextmanager
