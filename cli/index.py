@@ -23,64 +23,77 @@ from twinsearch.cli.common import (
     shown_id,
 )
 
+Paths = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="PATH...",
+        help="Folders (.txt .md .rst .html .pdf, and text files without an extension such "
+        "as README, found recursively), or files: any text file, or .jsonl[.gz] .json .csv "
+        ".tsv record files (BEIR corpora are .jsonl)",
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing")]
+All = Annotated[
+    bool, typer.Option("--all", help="With --dry-run: list the unchanged documents too")
+]
+Reindex = Annotated[
+    bool,
+    typer.Option(
+        "--reindex",
+        help="With a --model other than the collection's: build a new collection with it, "
+        "then switch the name over once complete (see `twinsearch alias` to switch back)",
+    ),
+]
+Include = Annotated[
+    list[str] | None,
+    typer.Option(help="Only files matching this glob (repeatable; gitignore syntax)"),
+]
+Exclude = Annotated[
+    list[str] | None, typer.Option(help="Leave out files matching this glob (repeatable)")
+]
+Gitignore = Annotated[
+    bool, typer.Option("--gitignore/--no-gitignore", help="Honour .gitignore files")
+]
+IdField = Annotated[str, typer.Option(help="Record field (or column) with the id")]
+TitleField = Annotated[str, typer.Option(help="Record field with the title")]
+TextField = Annotated[str, typer.Option(help="Record field with the text")]
+MaxFileMb = Annotated[float, typer.Option(help="Skip files larger than this many MiB")]
+ChunkSize = Annotated[
+    int | None,
+    typer.Option(help="Tokens per chunk [default: the model's window]", show_default=False),
+]
+ChunkOverlap = Annotated[
+    int | None, typer.Option(help="Tokens shared by consecutive chunks [default: 32]")
+]
+BatchSize = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
+Threads = Annotated[
+    int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+]
+JsonReport = Annotated[
+    bool, typer.Option("--json", help="Also print what was done as JSON on stdout")
+]
+
 
 @errors_to_exit
 def index(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="PATH...",
-            help="Folders (.txt .md .rst .html .pdf, and text files without an extension such "
-            "as README, found recursively), or files: any text file, or .jsonl[.gz] .json .csv "
-            ".tsv record files (BEIR corpora are .jsonl)",
-        ),
-    ],
+    paths: Paths,
     collection: Collection = None,
     model: Model = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would change; touch nothing")
-    ] = False,
-    all_: Annotated[
-        bool, typer.Option("--all", help="With --dry-run: list the unchanged documents too")
-    ] = False,
-    reindex: Annotated[
-        bool,
-        typer.Option(
-            "--reindex",
-            help="With a --model other than the collection's: build a new collection with it, "
-            "then switch the name over once complete (see `twinsearch alias` to switch back)",
-        ),
-    ] = False,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(help="Only files matching this glob (repeatable; gitignore syntax)"),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None, typer.Option(help="Leave out files matching this glob (repeatable)")
-    ] = None,
-    gitignore: Annotated[
-        bool, typer.Option("--gitignore/--no-gitignore", help="Honour .gitignore files")
-    ] = True,
-    id_field: Annotated[str, typer.Option(help="Record field (or column) with the id")] = "_id",
-    title_field: Annotated[str, typer.Option(help="Record field with the title")] = "title",
-    text_field: Annotated[str, typer.Option(help="Record field with the text")] = "text",
-    max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this many MiB")] = 64.0,
-    chunk_size: Annotated[
-        int | None,
-        typer.Option(help="Tokens per chunk [default: the model's window]", show_default=False),
-    ] = None,
-    chunk_overlap: Annotated[
-        int | None, typer.Option(help="Tokens shared by consecutive chunks [default: 32]")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Texts per encoder batch [default: 32]")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Also print what was done as JSON on stdout")
-    ] = False,
+    dry_run: DryRun = False,
+    all_: All = False,
+    reindex: Reindex = False,
+    include: Include = None,
+    exclude: Exclude = None,
+    gitignore: Gitignore = True,
+    id_field: IdField = "_id",
+    title_field: TitleField = "title",
+    text_field: TextField = "text",
+    max_file_mb: MaxFileMb = 64.0,
+    chunk_size: ChunkSize = None,
+    chunk_overlap: ChunkOverlap = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
+    json_out: JsonReport = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
@@ -123,18 +136,23 @@ def index(
                 _index(client, settings, corpus, report, reindex)
     finally:  # the reasons, also when nothing could be indexed
         print_skips(report.skipped)
-    if corpus.left_out:
-        from twinsearch.indexer.sources import describe_left_out
+    _print_outcome(corpus, report, None if dry_run else settings.collection, json_out)
 
+
+def _print_outcome(corpus: Any, report: Any, collection: str | None, json_out: bool) -> None:
+    """What was left out, and (unless a dry run, with no ``collection``) what was done."""
+    from twinsearch.indexer.sources import describe_left_out
+
+    if corpus.left_out:
         err.print(
             f"left out {sum(corpus.left_out.values())} files and folders: "
             f"{describe_left_out(corpus.left_out)}; add a type with --include '*.EXT'",
             markup=False,
         )
-    if not dry_run:
-        print_index_summary(report, settings.collection)
+    if collection is not None:
+        print_index_summary(report, collection)
         if json_out:
-            print(json.dumps(report.as_dict(settings.collection, corpus.left_out), indent=2))
+            print(json.dumps(report.as_dict(collection, corpus.left_out), indent=2))
 
 
 def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
