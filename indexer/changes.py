@@ -121,7 +121,7 @@ class Planner:
         self.manifest = manifest
         self.on_skip = on_skip
         self.seen: set[DocKey] = set()  # keys only: memory per document stays small
-        self.ids: dict[Change, list[DocKey]] = {c: [] for c in Change}
+        self.by_change: dict[Change, list[DocKey]] = {c: [] for c in Change}
 
     def visit(self, doc: Document) -> tuple[str, Change] | None:
         key = key_of(doc)

@@ -66,7 +66,9 @@ class IndexReport:
 
 
 @dataclass
-class _Work:
+class _Planned:
+    """A document the reader has hashed, classified and (if it is to be embedded) chunked."""
+
     doc: Document
     sha: str
     change: Change
@@ -105,9 +107,9 @@ def plan(
     for doc in documents:
         visited = planner.visit(doc)
         if visited is not None:
-            planner.ids[visited[1]].append(key_of(doc))
-    planner.ids[Change.removed] = planner.gone(scope.roots, scope.unread)
-    return planner.ids
+            planner.by_change[visited[1]].append(key_of(doc))
+    planner.by_change[Change.removed] = planner.gone(scope.roots, scope.unread)
+    return planner.by_change
 
 
 class Indexer:
@@ -136,8 +138,8 @@ class Indexer:
         self.on_progress = on_progress
         self.report = report or IndexReport()
         self.planner = Planner(load_manifest(store), self.report.skip)
-        self._pending: list[tuple[_Work, Chunk]] = []
-        self._completed: list[_Work] = []
+        self._pending: list[tuple[_Planned, Chunk]] = []
+        self._completed: list[_Planned] = []
         self._refresh: dict[tuple[str, str], list[str]] = {}
         """(root, new modification time) -> ids of unchanged documents to update."""
 
@@ -145,7 +147,7 @@ class Indexer:
         """Index ``documents``; with ``scope``, also delete what its roots no longer hold."""
         started = time.perf_counter()
         for work in self._prefetched(documents):
-            self._take(work)
+            self._schedule(work)
             self.on_progress(self.report)
         self._flush()
         if not self.planner.seen:
@@ -166,7 +168,7 @@ class Indexer:
         self.on_progress(self.report)
         return self.report
 
-    def _prefetched(self, documents: Iterable[Document]) -> Iterator[_Work]:
+    def _prefetched(self, documents: Iterable[Document]) -> Iterator[_Planned]:
         """``_prepare`` for each document, run in a reader thread a few batches ahead."""
         queue: Queue[object] = Queue(maxsize=4 * self.batch_size)
 
@@ -186,7 +188,7 @@ class Indexer:
                 raise item
             yield item  # type: ignore[misc]
 
-    def _prepare(self, doc: Document) -> _Work | None:
+    def _prepare(self, doc: Document) -> _Planned | None:
         visited = self.planner.visit(doc)
         if visited is None:
             return None
@@ -198,9 +200,9 @@ class Indexer:
                 self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
                 return None
             self.report.chunks_planned += len(chunks)
-        return _Work(doc, sha, change, chunks)
+        return _Planned(doc, sha, change, chunks)
 
-    def _take(self, work: _Work) -> None:
+    def _schedule(self, work: _Planned) -> None:
         self.report.changes[work.change.value] += 1
         if work.change is Change.unchanged:
             stored = self.planner.manifest[key_of(work.doc)]

@@ -40,7 +40,7 @@ def test_full_segments_are_sealed_while_writing(
 ) -> None:
     # A segment of 16 KB of 8-dimensional vectors holds 512 points; commits come every
     # 2,000, so that a segment sealed only at a commit would hold far more.
-    monkeypatch.setattr(edge, "SEGMENT_KB", 16)
+    monkeypatch.setattr(edge, "SEGMENT_KIB", 16)
     monkeypatch.setattr(edge, "FLUSH_EVERY", 2000)
     client = edge.EdgeClient(tmp_path)
     store = client.collection("c")
@@ -124,7 +124,7 @@ def test_segment_size_is_set_per_new_collection(tmp_path: Path) -> None:
     default.collection("default").create(CollectionSpec(dim=DIM, metadata={}))
     default.close()
     assert bound("small") == 16_000
-    assert bound("default") == edge.SEGMENT_KB
+    assert bound("default") == edge.SEGMENT_KIB
     # Opening an existing collection with another setting leaves it as it was made.
     again = connect(data_dir=tmp_path, segment_mb=1)
     again.collection("small").upsert(_points(0, 10))
@@ -136,8 +136,8 @@ def test_segment_size_is_set_per_new_collection(tmp_path: Path) -> None:
 def test_a_large_last_segment_is_sealed_at_the_end_of_a_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail_kb: int, sealed: bool
 ) -> None:
-    monkeypatch.setattr(edge, "SEGMENT_KB", 16)  # 512 points of 8 dimensions
-    monkeypatch.setattr(edge, "TAIL_KB", tail_kb)
+    monkeypatch.setattr(edge, "SEGMENT_KIB", 16)  # 512 points of 8 dimensions
+    monkeypatch.setattr(edge, "TAIL_KIB", tail_kb)
     client = edge.EdgeClient(tmp_path)
     store = client.collection("c")
     store.create(CollectionSpec(dim=DIM, metadata={}))

@@ -26,7 +26,7 @@ class Settings:
     segment_mb: int | None = None
     """Embedded store: vector data per segment of a new collection; None: the store's own
     (64 MB). Indexing memory is bounded by one segment; smaller segments use less of it but
-    slow searches, which visit every segment (see ``stores.edge.SEGMENT_KB``)."""
+    slow searches, which visit every segment (see ``stores.edge.SEGMENT_KIB``)."""
     # A Qdrant server's collections (ignored by the embedded store).
     shards: int | None = None
     """Shards of a new collection; None: 1 on one node, 2 per node on a cluster."""

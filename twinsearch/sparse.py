@@ -51,13 +51,13 @@ class Bm25:
         return cls(Bm25Settings.from_dict(settings)) if settings else None
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        return [_ours(self._model.embed_document(text)) for text in texts]
+        return [_sparse_vector(self._model.embed_document(text)) for text in texts]
 
     def encode_query(self, text: str) -> SparseVector:
-        return _ours(self._model.embed_query(text))
+        return _sparse_vector(self._model.embed_query(text))
 
 
-def _ours(vector: Any) -> SparseVector:
+def _sparse_vector(vector: Any) -> SparseVector:
     return SparseVector(list(vector.indices), list(vector.values))
 
 

@@ -58,19 +58,21 @@ from twinsearch.types import Point, ScoredPoint, SparseVector
 METADATA_FILE = "collection.json"
 LOCK_FILE = "lock"
 ALIASES_FILE = "aliases.json"
-# A segment holds at most this much dense vector data, in KB: about 42k chunks of a
-# 384-dimensional model (the `segment_mb` setting changes it for new collections). Writes
+# A segment holds at most this much dense vector data, in KiB: about 42k chunks of a
+# 384-dimensional model (the `segment_mb` setting changes it for new collections, at 1000
+# KiB to its MB). Qdrant's `max_segment_size`, which takes it, is documented in kilobytes
+# but counted in KiB. Writes
 # fill one segment at a time; once full it is sealed: built into an immutable segment with
 # its HNSW graph, in memory bounded by its own size, however large the collection. A
 # smaller bound saves memory while indexing but costs searches, which visit every segment,
 # and opening each costs time of its own, most of it in its payload indexes. At 100k
 # chunks, a quarter of this bound took indexing's peak memory from 511 to 232 MiB but cold
 # searches from 0.49 to 0.64 s, and warm ones from 7 to 12 ms.
-SEGMENT_KB = 64_000
+SEGMENT_KIB = 64_000
 # At the end of a run, the last, partly filled segment is sealed as well if it holds more
 # than this (about 2.6k chunks of a 384-dimensional model). A smaller one stays unindexed,
 # which an exact scan searches in a millisecond or two, and takes the next run's writes.
-TAIL_KB = 4_000
+TAIL_KIB = 4_000
 FLUSH_EVERY = 5000
 FLUSH_SECONDS = 10.0
 
@@ -138,7 +140,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _edge_config(dim: int, segment_kb: int, indexing_kb: int) -> Any:
+def _edge_config(dim: int, segment_kib: int, indexing_kb: int) -> Any:
     # Vectors and the BM25 index memory-mapped and read on demand, not loaded into RAM when
     # the collection opens: a cold search at 100k chunks would otherwise spend much of its
     # time reading 150 MB of vectors and decoding the inverted index.
@@ -150,17 +152,17 @@ def _edge_config(dim: int, segment_kb: int, indexing_kb: int) -> Any:
             SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
         },
         optimizers=qe.EdgeOptimizersConfig(
-            max_segment_size=segment_kb, indexing_threshold=indexing_kb
+            max_segment_size=segment_kib, indexing_threshold=indexing_kb
         ),
         wal_enabled=False,  # see the module's docstring
     )
 
 
 class EdgeStore:
-    def __init__(self, root: Path, name: str, segment_kb: int | None = None) -> None:
+    def __init__(self, root: Path, name: str, segment_kib: int | None = None) -> None:
         self.name = check_name(name)
         self.folder = root / name
-        self.segment_kb = segment_kb
+        self.segment_kib = segment_kib
         self._shard: Any = None
         self._lock: Any = None
         self._unflushed = 0
@@ -193,12 +195,12 @@ class EdgeStore:
         if self._bounded is None:
             try:
                 config = self._engine_config()
-                bound_kb = (config.get("optimizers") or {}).get("max_segment_size")
-                self._bounded = bool(bound_kb)
-                if bound_kb:
+                bound_kib = (config.get("optimizers") or {}).get("max_segment_size")
+                self._bounded = bool(bound_kib)
+                if bound_kib:
                     dim = int(config["vectors"][DENSE]["size"])
-                    # The engine counts KiB, and seals a segment once it is over the bound.
-                    self._segment_points = int(bound_kb) * 1024 // (dim * 4) + 1
+                    # The engine seals a segment once it is over the bound.
+                    self._segment_points = int(bound_kib) * 1024 // (dim * 4) + 1
             except (OSError, ValueError, KeyError):
                 self._bounded = False
         return self._bounded
@@ -251,7 +253,7 @@ class EdgeStore:
         with self._translate():
             self.folder.mkdir(parents=True)
         self._hold()
-        bound = self.segment_kb or SEGMENT_KB
+        bound = self.segment_kib or SEGMENT_KIB
         config = _edge_config(spec.dim, bound, bound)
         with self._translate():
             self._shard = qe.EdgeShard.create(str(self._shard_path), config)
@@ -341,7 +343,7 @@ class EdgeStore:
                 # Sealed as soon as it is full, not at the next commit, which could let it
                 # grow past its bound by up to FLUSH_EVERY points, and the memory its
                 # sealing takes with it. (Counted from this run's writes: a tail under
-                # TAIL_KB that the last run left comes on top.)
+                # TAIL_KIB that the last run left comes on top.)
                 shard.optimize()
                 self._unsealed = 0
 
@@ -477,7 +479,7 @@ class EdgeStore:
                 self._seal_tail()
 
     def _seal_tail(self) -> None:
-        """Seal the partly filled last segment too, if it holds more than ``TAIL_KB``.
+        """Seal the partly filled last segment too, if it holds more than ``TAIL_KIB``.
 
         Left as it is, it would cost every search that opens the collection: an unsealed
         segment rebuilds its BM25 index in memory when opened and is scanned whole by each
@@ -489,7 +491,7 @@ class EdgeStore:
         config = self._engine_config()
         bound = int(config["optimizers"]["max_segment_size"])
         dim = int(config["vectors"][DENSE]["size"])
-        for threshold in (min(TAIL_KB, bound), bound):
+        for threshold in (min(TAIL_KIB, bound), bound):
             self._shard.close()
             self._shard = qe.EdgeShard.load(
                 str(self._shard_path), _edge_config(dim, bound, threshold)
@@ -505,7 +507,7 @@ class EdgeClient:
 
     def __init__(self, data_dir: Path, segment_mb: int | None = None) -> None:
         self.root = Path(data_dir).expanduser() / "collections"
-        self.segment_kb = segment_mb * 1000 if segment_mb else None
+        self.segment_kib = segment_mb * 1000 if segment_mb else None
         self.location = str(self.root)
         self._open: dict[str, EdgeStore] = {}
 
@@ -522,7 +524,7 @@ class EdgeClient:
         if resolve:
             name = self.aliases().get(name, name)
         if name not in self._open:
-            self._open[name] = EdgeStore(self.root, name, self.segment_kb)
+            self._open[name] = EdgeStore(self.root, name, self.segment_kib)
         return self._open[name]
 
     def drop(self, name: str) -> None:
