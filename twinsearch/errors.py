@@ -46,3 +46,10 @@ class CollectionLocked(StoreError):
 
 class EncoderMismatch(StoreError):
     pass
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or the name of its type where it has none: a
+    foreign error's gist, for a message of ours that must stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

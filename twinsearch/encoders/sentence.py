@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from twinsearch.errors import ModelError
+from twinsearch.errors import ModelError, first_line
 
 
 class HFTokenizer:
@@ -116,10 +116,9 @@ def load(
     try:
         model = SentenceTransformer(path, device=device)
     except Exception as exc:  # loading failures come in many foreign types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "folder" if Path(path).exists() else "model id"
         raise ModelError(
-            f"cannot load model {name!r} ({where} {path}): {reason[:200]}. "
+            f"cannot load model {name!r} ({where} {path}): {first_line(exc)[:200]}. "
             "Pass --model with a local sentence-transformers folder, "
             "or leave --model out to use the bundled all-MiniLM-L6-v2"
         ) from exc
