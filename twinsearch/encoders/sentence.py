@@ -1,6 +1,8 @@
-"""sentence-transformers models: the only module that imports torch or sentence_transformers.
+"""sentence-transformers models, run on torch.
 
-Importing sentence_transformers costs seconds, so it happens inside ``load``, never at import.
+Importing torch and sentence_transformers costs seconds, so it happens inside ``load``, never
+at import (ruff bans them at module level). Elsewhere in twinsearch only the ONNX export,
+which traces the model with torch, and ``twinsearch.training`` import them.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class SentenceTransformerEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.model.encode_document, texts)
+
+    def close(self) -> None:
+        """Nothing to release: the model goes with the encoder."""
 
 
 def load(
