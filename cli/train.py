@@ -396,7 +396,9 @@ def compare(
     name = model or DEFAULT_MODEL
     encoder = load_encoder(name)
     similarity = float(
-        np.dot(encoder.encode_queries([text_a])[0], encoder.encode_documents([text_b])[0])
+        np.dot(
+            np.asarray(encoder.encode_queries([text_a])[0]), encoder.encode_documents([text_b])[0]
+        )
     )
     source = "--threshold"
     if threshold is None and Path(model_ref(name)).is_dir():

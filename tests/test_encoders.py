@@ -5,7 +5,7 @@ import pytest
 
 import twinsearch
 from twinsearch.encoders import HashingEncoder, load_encoder
-from twinsearch.errors import ModelError
+from twinsearch.errors import ModelError, first_line
 
 
 def test_public_api_is_pinned() -> None:
@@ -54,8 +54,14 @@ def test_hashing_encoder_is_deterministic_unit_length_and_a_twin() -> None:
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(q[0], d[0])
     assert isinstance(enc, twinsearch.Encoder)
+    enc.close()  # holds nothing
     with pytest.raises(ModelError, match="hashing:DIM"):
         load_encoder("hashing:big")
+
+
+def test_first_line_of_an_error() -> None:
+    assert first_line(OSError("cannot open\n  Traceback...\n")) == "cannot open"
+    assert first_line(ValueError("  \n")) == "ValueError"
 
 
 @pytest.mark.slow

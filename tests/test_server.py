@@ -22,8 +22,16 @@ def test_layout_defaults_for_one_node_and_for_a_cluster() -> None:
 
 
 def test_read_consistency_is_checked() -> None:
-    assert ServerClient(":memory:", options=ServerOptions(read_consistency="majority"))
-    assert ServerClient(":memory:", options=ServerOptions(read_consistency="2"))
+    from qdrant_client import models
+
+    for setting, sent in [
+        (None, None),
+        ("majority", models.ReadConsistencyType.MAJORITY),
+        ("2", 2),
+    ]:
+        client = ServerClient(":memory:", options=ServerOptions(read_consistency=setting))
+        assert client.read_consistency == sent
+        client.close()
     with pytest.raises(ConfigError, match="majority"):
         ServerClient(":memory:", options=ServerOptions(read_consistency="most"))
 

@@ -29,7 +29,9 @@ def _searcher(tmp_path: Path) -> Searcher:
     return Searcher.for_store(store, encoder)
 
 
-def test_lines_commands_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
+def test_lines_commands_ctrl_c_and_ctrl_d(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shown: list[list[str]] = []
     session = Session(
         _searcher(tmp_path), 5, "dense", lambda hits: shown.append([h.doc_id for h in hits])
@@ -61,8 +63,19 @@ def test_lines_commands_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
     session.run(read)
     assert shown == [["tides.md", "bees.md"], ["bees.md"], ["bees.md"], []]
     assert next(lines) == "never read"  # :quit ended the loop
-    ended = Session(session.searcher, 5, "dense", lambda hits: None)
-    ended.run(lambda prompt: (_ for _ in ()).throw(EOFError()))  # Ctrl-D at once
+
+    prompts: list[str] = []
+
+    def ctrl_d_then_quit(prompt: str) -> str:
+        prompts.append(prompt)
+        if len(prompts) == 1:
+            raise EOFError
+        return ":quit"  # ends a session that went on after Ctrl-D
+
+    capsys.readouterr()
+    Session(session.searcher, 5, "dense", lambda hits: None).run(ctrl_d_then_quit)
+    assert prompts == ["twinsearch> "]  # Ctrl-D at once ends the session: no second prompt
+    assert capsys.readouterr() == ("", "\n")  # and ends the prompt's line
 
 
 def test_shell_command_end_to_end(tmp_path: Path) -> None:

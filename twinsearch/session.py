@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from twinsearch.settings import Settings
 
@@ -109,15 +109,12 @@ def query_encoder(
     # for one); the search path never imports it.
     if first_query is not None and sys.platform.startswith("linux") and "torch" not in sys.modules:
         try:
-            return cast(
-                "Encoder",
-                onnx.ForkedQuery(
-                    models_dir(settings),
-                    fingerprint,
-                    first_query,
-                    fallback=lambda: query_encoder(settings, store, say=say),
-                    threads=cores,
-                ),
+            return onnx.ForkedQuery(
+                models_dir(settings),
+                fingerprint,
+                first_query,
+                fallback=lambda: query_encoder(settings, store, say=say),
+                threads=cores,
             )
         except ModelError:
             pass  # said below, by the path without a child
@@ -173,6 +170,4 @@ def open_searcher(
                 while_embedding()
             yield Searcher.for_store(store, encoder)
         finally:
-            close: Any = getattr(encoder, "close", None)
-            if close is not None:
-                close()
+            encoder.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twinsearch.encoders.base import Encoder, Tokenizer
+from twinsearch.encoders.base import Encoder, Tokenizer, Vector, Vectors
 from twinsearch.errors import ModelError
 
 if TYPE_CHECKING:
@@ -14,11 +14,21 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "HashingEncoder", "Tokenizer", "load_encoder", "model_ref"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Encoder",
+    "HashingEncoder",
+    "Tokenizer",
+    "Vector",
+    "Vectors",
+    "load_encoder",
+    "model_ref",
+]
 
 
 def model_ref(name: str) -> str:
-    """The name to record in a collection: bundled aliases as they are, folders absolute."""
+    """The name to record in a collection: the bundled model's short name for either of its
+    aliases, a local path made absolute, anything else as it is."""
     if name in _BUNDLED or name.startswith("hashing"):
         return DEFAULT_MODEL if name in _BUNDLED else name
     path = Path(name).expanduser()

@@ -1,12 +1,17 @@
 """The encoder seam: texts in, unit-length float32 vectors out.
 
-Callers never branch on the kind of model: a twin (one set of weights) and a half-twin
+Callers never branch on twin or half-twin: a twin (one set of weights) and a half-twin
 (query and document routes) both answer ``encode_queries`` and ``encode_documents``.
+
+Documents come back as a numpy array. Queries come back as ``Vectors``: a numpy array too,
+from every encoder but the one a one-off search uses, which embeds its first query in a
+forked child and hands it back as an ``array.array`` row, because importing numpy in the
+search's process would make it slower (see ``onnx.forked``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -20,6 +25,26 @@ class Tokenizer(Protocol):
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character ``(start, end)`` of each token, special tokens excluded."""
         ...
+
+
+class Vector(Protocol):
+    """One text's vector: ``dim`` float32 values."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[float]: ...
+
+    def tolist(self) -> list[float]:
+        """The values as Python floats, for a store's query."""
+        ...
+
+
+class Vectors(Protocol):
+    """One ``Vector`` a text, in the order of the texts."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, row: int) -> Vector: ...
 
 
 @runtime_checkable
@@ -48,6 +73,16 @@ class Encoder(Protocol):
     @property
     def tokenizer(self) -> Tokenizer: ...
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        """A numpy array [len(texts), dim] of float32, but for a one-off search's first
+        query (see above)."""
+        ...
 
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """A numpy array [len(texts), dim] of float32."""
+        ...
+
+    def close(self) -> None:
+        """Release what the encoder holds (a child process, for one); a no-op where it
+        holds nothing. Called once its user is done with it."""
+        ...

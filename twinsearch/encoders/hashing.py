@@ -49,3 +49,6 @@ class HashingEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)
+
+    def close(self) -> None:
+        """Nothing to release."""

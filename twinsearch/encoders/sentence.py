@@ -1,6 +1,8 @@
-"""sentence-transformers models: the only module that imports torch or sentence_transformers.
+"""sentence-transformers models, run on torch.
 
-Importing sentence_transformers costs seconds, so it happens inside ``load``, never at import.
+Importing torch and sentence_transformers costs seconds, so it happens inside ``load``, never
+at import (ruff bans them at module level). Elsewhere in twinsearch only the ONNX export,
+which traces the model with torch, and ``twinsearch.training`` import them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from twinsearch.errors import ModelError
+from twinsearch.errors import ModelError, first_line
 
 
 class HFTokenizer:
@@ -98,6 +100,9 @@ class SentenceTransformerEncoder:
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.model.encode_document, texts)
 
+    def close(self) -> None:
+        """Nothing to release: the model goes with the encoder."""
+
 
 def load(
     name: str,
@@ -116,10 +121,9 @@ def load(
     try:
         model = SentenceTransformer(path, device=device)
     except Exception as exc:  # loading failures come in many foreign types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "folder" if Path(path).exists() else "model id"
         raise ModelError(
-            f"cannot load model {name!r} ({where} {path}): {reason[:200]}. "
+            f"cannot load model {name!r} ({where} {path}): {first_line(exc)[:200]}. "
             "Pass --model with a local sentence-transformers folder, "
             "or leave --model out to use the bundled all-MiniLM-L6-v2"
         ) from exc
