@@ -44,10 +44,10 @@ def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) ->
         return
     chunking = ChunkSettings(encoder.window, 32)
     corpus = next(dataset.glob("corpus.jsonl*"))
-    from twinsearch.cli.eval import _collection_name
+    from twinsearch.evaluate import collection_name
 
     # The collection `twinsearch eval` builds for this dataset, reused if it is there.
-    source_name = _collection_name(dataset, encoder.fingerprint, truncate=False)
+    source_name = collection_name(dataset, encoder.fingerprint, truncate=False)
     source, _ = index_once(client, source_name, encoder, chunking, corpus)
     meta = source.metadata()
     records = [point for page in source.points() for point in page]

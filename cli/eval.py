@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,8 +22,17 @@ from twinsearch.cli.common import (
     load_encoder,
     open_client,
     out,
+    print_index_summary,
+    print_skips,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    from twinsearch.encoders import Encoder
+    from twinsearch.evaluate import Dataset
+    from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.settings import Settings
+    from twinsearch.types import Hit
 
 # Labelled as `twinsearch train` labels them.
 METRICS = {
@@ -35,50 +43,52 @@ METRICS = {
 }
 
 
-def _collection_name(folder: Path, fingerprint: str, truncate: bool) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "dataset"
-    return f"eval-{stem[:30]}-{fingerprint[:10]}" + ("-truncate" if truncate else "")
+DatasetPath = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DATASET",
+        help="BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv",
+    ),
+]
+Split = Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv to judge by")]
+EvalModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model to evaluate: a sentence-transformers folder or id "
+        "[env: TWINSEARCH_MODEL; default: the bundled all-MiniLM-L6-v2]",
+        show_default=False,
+    ),
+]
+Truncate = Annotated[
+    bool,
+    typer.Option(
+        "--truncate",
+        help="One vector per document, title and text joined and cut at the model's "
+        "maximum length, as BEIR results are published (default: chunked, as indexed)",
+    ),
+]
+RunFile = Annotated[
+    Path | None, typer.Option("--run", help="Also write the ranking as a TREC run file")
+]
+Threads = Annotated[
+    int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+]
+BatchSize = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
 
 
 @errors_to_exit
 def eval_(
-    dataset: Annotated[
-        Path,
-        typer.Argument(
-            metavar="DATASET",
-            help="BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv",
-        ),
-    ],
-    split: Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv to judge by")] = "test",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model to evaluate: a sentence-transformers folder or id "
-            "[env: TWINSEARCH_MODEL; default: the bundled all-MiniLM-L6-v2]",
-            show_default=False,
-        ),
-    ] = None,
+    dataset: DatasetPath,
+    split: Split = "test",
+    model: EvalModel = None,
     mode: ModeOption = SearchMode.dense,
-    truncate: Annotated[
-        bool,
-        typer.Option(
-            "--truncate",
-            help="One vector per document, title and text joined and cut at the model's "
-            "maximum length, as BEIR results are published (default: chunked, as indexed)",
-        ),
-    ] = False,
-    run_file: Annotated[
-        Path | None, typer.Option("--run", help="Also write the ranking as a TREC run file")
-    ] = None,
+    truncate: Truncate = False,
+    run_file: RunFile = None,
     json_out: JsonOut = False,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Texts per encoder batch [default: 32]")
-    ] = None,
+    threads: Threads = None,
+    batch_size: BatchSize = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:
@@ -88,12 +98,7 @@ def eval_(
     corpus file are unchanged); every query of the split then runs as `twinsearch search`
     runs it. Reports nDCG@10, MRR@10, Recall@100 and MAP@100.
     """
-    from twinsearch.encoders import DEFAULT_MODEL
-    from twinsearch.evaluate import load_dataset, run_queries, score, write_trec_run
-    from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.indexer.pipeline import index_once
-    from twinsearch.indexer.sources import Corpus
-    from twinsearch.search import Searcher
+    from twinsearch.evaluate import collection_name, score, write_trec_run
 
     started = time.perf_counter()
     settings = settings_from(
@@ -103,35 +108,10 @@ def eval_(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    data = load_dataset(dataset, split, lambda path: {d.doc_id for d in Corpus([path])})
-    for warning in data.warnings:
-        err.print(f"warning: {warning}", markup=False)
-    encoder = load_encoder(settings, settings.model or DEFAULT_MODEL)
-    export_query_encoder(settings, encoder)
-    chunking = ChunkSettings(encoder.window, settings.chunk_overlap, truncate=truncate)
-    name = _collection_name(dataset, encoder.fingerprint, truncate)
-    with open_client(settings) as client:
-        with index_progress() as show:
-            store, report = index_once(
-                client,
-                name,
-                encoder,
-                chunking,
-                data.corpus,
-                batch_size=max(settings.batch_size * 4, 64),
-                on_progress=show,
-            )
-        if report is not None:
-            for where, why in report.skipped[:20]:
-                err.print(f"warning: skipped {where}: {why}", markup=False)
-            err.print(
-                f"indexed {report.documents} documents ({report.chunks} chunks) into "
-                f"{name!r} in {report.seconds:.1f} s",
-                markup=False,
-            )
-        query_started = time.perf_counter()
-        run = run_queries(Searcher.for_store(store, encoder), data.queries, mode.value)
-        query_seconds = time.perf_counter() - query_started
+    data = _dataset(dataset, split)
+    encoder, chunking = _encoder(settings, truncate)
+    name = collection_name(dataset, encoder.fingerprint, truncate)
+    run, query_seconds = _run(settings, name, encoder, chunking, data, mode)
     metrics = score(run, data.qrels)
     if run_file:
         write_trec_run(run, run_file, f"twinsearch-{mode.value}")
@@ -149,14 +129,86 @@ def eval_(
     if json_out:
         print(json.dumps(result, indent=2))
         return
+    _print_result(dataset, result, metrics, query_seconds)
+
+
+def _dataset(folder: Path, split: str) -> Dataset:
+    """The dataset in ``folder`` judged by ``split``; what was skipped is warned of."""
+    from twinsearch.evaluate import load_dataset
+    from twinsearch.indexer.sources import Corpus
+
+    data = load_dataset(folder, split, lambda path: {d.doc_id for d in Corpus([path])})
+    for warning in data.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    return data
+
+
+def _encoder(settings: Settings, truncate: bool) -> tuple[Encoder, ChunkSettings]:
+    """The encoder to evaluate (its query side exported where the settings ask), and how
+    the corpus is cut for it."""
+    from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.indexer.chunking import ChunkSettings
+
+    encoder = load_encoder(settings, settings.model or DEFAULT_MODEL)
+    export_query_encoder(settings, encoder)
+    return encoder, ChunkSettings(encoder.window, settings.chunk_overlap, truncate=truncate)
+
+
+def _run(
+    settings: Settings,
+    name: str,
+    encoder: Encoder,
+    chunking: ChunkSettings,
+    data: Dataset,
+    mode: SearchMode,
+) -> tuple[dict[str, list[Hit]], float]:
+    """Every query's ranking from collection ``name`` (the corpus indexed into it first, if
+    it is not there yet), and the seconds the queries took."""
+    from twinsearch.evaluate import run_queries
+    from twinsearch.indexer.update import write_batch
+    from twinsearch.search import Searcher
+
+    with open_client(settings) as client:
+        store = _index(client, name, encoder, chunking, data.corpus, write_batch(settings))
+        query_started = time.perf_counter()
+        run = run_queries(Searcher.for_store(store, encoder), data.queries, mode.value)
+        return run, time.perf_counter() - query_started
+
+
+def _index(
+    client: Any, name: str, encoder: Encoder, chunking: ChunkSettings, corpus: Path, batch: int
+) -> Any:
+    """The collection ``name`` holding ``corpus``, indexed now unless it already does; how
+    the indexing went is said on stderr."""
+    from twinsearch.indexer.pipeline import index_once
+
+    with index_progress() as show:
+        store, report = index_once(
+            client,
+            name,
+            encoder,
+            chunking,
+            corpus,
+            batch_size=batch,
+            on_progress=show,
+        )
+    if report is not None:
+        print_skips(report.skipped)
+        print_index_summary(report, name)
+    return store
+
+
+def _print_result(
+    dataset: Path, result: dict[str, Any], metrics: dict[str, float], query_seconds: float
+) -> None:
     out.print(
-        f"{dataset} ({split}, {len(data.queries)} queries), {mode.value}, model {encoder.name}"
-        + (", truncated" if truncate else ""),
+        f"{dataset} ({result['split']}, {result['queries']} queries), {result['mode']}, "
+        f"model {result['model']}" + (", truncated" if result["truncate"] else ""),
         markup=False,
     )
     for key, label in METRICS.items():
         out.print(f"  {label:<11} {metrics[key]:.4f}", markup=False)
     out.print(
-        f"  {len(data.queries) / query_seconds:.0f} queries/s; {result['seconds']} s in all",
+        f"  {result['queries'] / query_seconds:.0f} queries/s; {result['seconds']} s in all",
         markup=False,
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
-from enum import Enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,11 @@ from twinsearch.cli.common import (
     settings_from,
 )
 from twinsearch.errors import ConfigError
+from twinsearch.training.choices import Arch, Calibrate, Loss, Precision
+
+if TYPE_CHECKING:
+    from twinsearch.training.data import TrainingData
+    from twinsearch.training.trainer import TrainConfig, TrainResult
 
 BaseModel = Annotated[
     str | None,
@@ -43,28 +48,95 @@ CompareModel = Annotated[
 ]
 
 
-class Arch(str, Enum):
-    twin = "twin"
-    half_twin = "half-twin"
-
-
-class LossName(str, Enum):
-    mnrl = "mnrl"
-    contrastive = "contrastive"
-    online_contrastive = "online-contrastive"
-    triplet = "triplet"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-class Objective(str, Enum):
-    accuracy = "accuracy"
-    f1 = "f1"
-
+DataPath = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DATA",
+        help="Training data: JSONL/JSON/CSV/TSV of query/positive(/negative) or "
+        "text1/text2/label records, or a BEIR folder (see --split)",
+    ),
+]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Folder to save the trained model in")]
+ArchOption = Annotated[
+    Arch,
+    typer.Option(
+        help="twin: one shared encoder; half-twin: a shared trunk with a query head and "
+        "a document head"
+    ),
+]
+Untie = Annotated[
+    bool,
+    typer.Option("--untie", help="half-twin with fully separate query and document towers"),
+]
+LossOption = Annotated[
+    Loss,
+    typer.Option(
+        help="mnrl: in-batch negatives (InfoNCE, cached); contrastive / "
+        "online-contrastive: labelled pairs with a margin; triplet: query, positive and "
+        "negative"
+    ),
+]
+Split = Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv of a BEIR folder")]
+Fields = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field",
+        help="Name a field: ROLE=NAME, ROLE one of query, positive, negative, text1, "
+        "text2, label (repeatable)",
+    ),
+]
+Epochs = Annotated[int, typer.Option(min=1, help="Passes over the training data")]
+BatchSize = Annotated[
+    int, typer.Option(min=2, help="Examples per step (in-batch negatives for mnrl)")
+]
+LearningRate = Annotated[
+    float, typer.Option("--lr", min=0, help="Learning rate (half-twin heads: 10x)")
+]
+Window = Annotated[
+    int, typer.Option(min=8, help="Tokens per text while training (the model keeps its own)")
+]
+HardNegatives = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Mine this many hard negatives per query from the corpus, skipping those "
+        "scoring within 5% of the positive",
+    ),
+]
+NegativesFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--negatives-from",
+        help="Mine --hard-negatives from this collection (indexed with the base model) "
+        "instead of encoding the corpus",
+    ),
+]
+Margin = Annotated[
+    float | None,
+    typer.Option(help="Margin of the contrastive and triplet losses [default: 0.5]"),
+]
+ValFraction = Annotated[
+    float, typer.Option(min=0, max=0.5, help="Share of the queries held out to evaluate on")
+]
+EvalDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--eval", help="Evaluate on this BEIR folder's --eval-split instead of a held-out split"
+    ),
+]
+EvalSplit = Annotated[str, typer.Option(help="Split of the --eval folder")]
+CalibrateOption = Annotated[
+    Calibrate,
+    typer.Option(help="What the same/different threshold of labelled pairs maximises"),
+]
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option(help="auto: bf16 where the hardware runs it natively, else fp32"),
+]
+Seed = Annotated[int, typer.Option(help="Seed for the split, the batches and the weights")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the model the --output folder holds")
+]
 
 LABELS = {
     "val_cosine_ndcg@10": "nDCG@10",
@@ -135,99 +207,29 @@ class _Bar:
 
 @errors_to_exit
 def train(
-    data: Annotated[
-        Path,
-        typer.Argument(
-            metavar="DATA",
-            help="Training data: JSONL/JSON/CSV/TSV of query/positive(/negative) or "
-            "text1/text2/label records, or a BEIR folder (see --split)",
-        ),
-    ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder to save the trained model in")
-    ],
+    data: DataPath,
+    output: Output,
     model: BaseModel = None,
-    arch: Annotated[
-        Arch,
-        typer.Option(
-            help="twin: one shared encoder; half-twin: a shared trunk with a query head and "
-            "a document head"
-        ),
-    ] = Arch.twin,
-    untie: Annotated[
-        bool,
-        typer.Option("--untie", help="half-twin with fully separate query and document towers"),
-    ] = False,
-    loss: Annotated[
-        LossName,
-        typer.Option(
-            help="mnrl: in-batch negatives (InfoNCE, cached); contrastive / "
-            "online-contrastive: labelled pairs with a margin; triplet: query, positive and "
-            "negative"
-        ),
-    ] = LossName.mnrl,
-    split: Annotated[str, typer.Option(help="Which qrels/SPLIT.tsv of a BEIR folder")] = "train",
-    field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--field",
-            help="Name a field: ROLE=NAME, ROLE one of query, positive, negative, text1, "
-            "text2, label (repeatable)",
-        ),
-    ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data")] = 5,
-    batch_size: Annotated[
-        int, typer.Option(min=2, help="Examples per step (in-batch negatives for mnrl)")
-    ] = 64,
-    lr: Annotated[
-        float, typer.Option("--lr", min=0, help="Learning rate (half-twin heads: 10x)")
-    ] = 1e-4,
-    window: Annotated[
-        int, typer.Option(min=8, help="Tokens per text while training (the model keeps its own)")
-    ] = 128,
-    hard_negatives: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Mine this many hard negatives per query from the corpus, skipping those "
-            "scoring within 5% of the positive",
-        ),
-    ] = 0,
-    negatives_from: Annotated[
-        str | None,
-        typer.Option(
-            "--negatives-from",
-            help="Mine --hard-negatives from this collection (indexed with the base model) "
-            "instead of encoding the corpus",
-        ),
-    ] = None,
+    arch: ArchOption = "twin",
+    untie: Untie = False,
+    loss: LossOption = "mnrl",
+    split: Split = "train",
+    field: Fields = None,
+    epochs: Epochs = 5,
+    batch_size: BatchSize = 64,
+    lr: LearningRate = 1e-4,
+    window: Window = 128,
+    hard_negatives: HardNegatives = 0,
+    negatives_from: NegativesFrom = None,
     data_dir: DataDir = None,
-    margin: Annotated[
-        float | None,
-        typer.Option(help="Margin of the contrastive and triplet losses [default: 0.5]"),
-    ] = None,
-    val_fraction: Annotated[
-        float, typer.Option(min=0, max=0.5, help="Share of the queries held out to evaluate on")
-    ] = 0.1,
-    eval_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--eval", help="Evaluate on this BEIR folder's --eval-split instead of a held-out split"
-        ),
-    ] = None,
-    eval_split: Annotated[str, typer.Option(help="Split of the --eval folder")] = "dev",
-    calibrate: Annotated[
-        Objective,
-        typer.Option(help="What the same/different threshold of labelled pairs maximises"),
-    ] = Objective.accuracy,
-    precision: Annotated[
-        Precision,
-        typer.Option(help="auto: bf16 where the hardware runs it natively, else fp32"),
-    ] = Precision.auto,
-    seed: Annotated[int, typer.Option(help="Seed for the split, the batches and the weights")] = 12,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the model the --output folder holds")
-    ] = False,
+    margin: Margin = None,
+    val_fraction: ValFraction = 0.1,
+    eval_dir: EvalDir = None,
+    eval_split: EvalSplit = "dev",
+    calibrate: CalibrateOption = "accuracy",
+    precision: PrecisionOption = "auto",
+    seed: Seed = 12,
+    overwrite: Overwrite = False,
     json_out: JsonOut = False,
 ) -> None:
     """Fine-tune the encoder on your own pairs and measure the gain on held-out queries.
@@ -236,27 +238,50 @@ def train(
     search with it.
     """
     from twinsearch.encoders import DEFAULT_MODEL
+    from twinsearch.training.trainer import TrainConfig, prepare_output
+
+    config = TrainConfig(
+        base=model or DEFAULT_MODEL,
+        arch=arch,
+        untie=untie,
+        loss=loss,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        window=window,
+        margin=margin,
+        hard_negatives=hard_negatives,
+        seed=seed,
+        precision=precision,
+        calibrate=calibrate,
+    )
+    prepare_output(output, overwrite)
+    train_set, val, held_out = _examples(
+        data, field or [], split, eval_dir, eval_split, val_fraction, seed
+    )
+    result = _run(config, train_set, val, held_out, output, negatives_from, data_dir, json_out)
+    if json_out:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    _report(result, output, data_dir)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def _examples(
+    data: Path,
+    fields: list[str],
+    split: str,
+    eval_dir: Path | None,
+    eval_split: str,
+    val_fraction: float,
+    seed: int,
+) -> tuple[TrainingData, TrainingData | None, TrainingData | None]:
+    """The examples to train on, those held out of them, and those to evaluate on from
+    ``eval_dir``; on stderr, the examples skipped and how many went where."""
     from twinsearch.training import data as training_data
 
-    if untie and arch is not Arch.half_twin:
-        raise ConfigError("--untie goes with --arch half-twin")
-    if margin is not None and loss is LossName.mnrl:
-        raise ConfigError("--margin goes with --loss contrastive, online-contrastive or triplet")
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"{output} is a file; --output names a folder for the model")
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{output} is not empty; choose another --output or pass --overwrite")
-        if not ((output / "modules.json").is_file() or (output / "config.json").is_file()):
-            raise ConfigError(
-                f"{output} holds something other than a model; --overwrite replaces only "
-                "a model folder"
-            )
-        import shutil
-
-        shutil.rmtree(output)
-    fields = training_data.parse_fields(field or [])
-    examples = training_data.read(data, fields=fields, split=split)
+    examples = training_data.read(data, fields=training_data.parse_fields(fields), split=split)
     for reason, count in sorted(examples.skipped.items()):
         err.print(f"warning: skipped {count} examples: {reason}", markup=False)
     held_out = None
@@ -274,45 +299,51 @@ def train(
         ),
         markup=False,
     )
+    return train_set, val, held_out
 
-    from twinsearch.training.trainer import TrainConfig
+
+def _run(
+    config: TrainConfig,
+    train_set: TrainingData,
+    val: TrainingData | None,
+    held_out: TrainingData | None,
+    output: Path,
+    negatives_from: str | None,
+    data_dir: Path | None,
+    quiet: bool,
+) -> TrainResult:
+    """Train, with the collection to mine negatives from open meanwhile; ``quiet`` shows
+    no progress."""
     from twinsearch.training.trainer import train as run_training
 
-    config = TrainConfig(
-        base=model or DEFAULT_MODEL,
-        arch=arch.value,
-        untie=untie,
-        loss=loss.value,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=lr,
-        window=window,
-        margin=margin,
-        hard_negatives=hard_negatives,
-        seed=seed,
-        precision=precision.value,
-        calibrate=calibrate.value,
-    )
-    with ExitStack() as stack:
-        store = None
-        if negatives_from is not None:
-            if not hard_negatives:
-                raise ConfigError("--negatives-from goes with --hard-negatives N")
-            settings = settings_from(collection=negatives_from, data_dir=data_dir)
-            client = stack.enter_context(open_client(settings))
-            store = client.collection(negatives_from)
-        result = run_training(
+    with _negatives_store(negatives_from, config.hard_negatives, data_dir) as store:
+        return run_training(
             train_set,
             val,
             output,
             config,
             eval_data=held_out,
             negatives_from=store,
-            progress=None if json_out else _Bar(),
+            progress=None if quiet else _Bar(),
         )
-    if json_out:
-        print(json.dumps(result.as_dict(), indent=2))
+
+
+@contextmanager
+def _negatives_store(name: str | None, hard_negatives: int, data_dir: Path | None) -> Iterator[Any]:
+    """The collection to mine hard negatives from, open while training; None without one."""
+    if name is None:
+        yield None
         return
+    if not hard_negatives:
+        raise ConfigError("--negatives-from goes with --hard-negatives N")
+    settings = settings_from(collection=name, data_dir=data_dir)
+    with open_client(settings) as client:
+        yield client.collection(name)
+
+
+def _report(result: TrainResult, output: Path, data_dir: Path | None) -> None:
+    """What training did, as text: notes on stderr; the measurements, where the model
+    went and how to index with it on stdout."""
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     if result.after:
@@ -327,8 +358,6 @@ def train(
         markup=False,
     )
     out.print(index_hint(output, data_dir), markup=False)
-    if result.interrupted:
-        raise typer.Exit(130)
 
 
 def results_table(result: Any) -> list[str]:

@@ -193,17 +193,24 @@ def test_contrastive_on_labelled_pairs_calibrates_a_threshold(
 
 def test_triplet_and_contrastive_need_negatives_or_mining(tiny_model: Path, tmp_path: Path) -> None:
     from twinsearch.errors import SourceError
+    from twinsearch.training.trainer import _mine, build_model
 
     data = _data(tmp_path, _pairs(16))
     with pytest.raises(SourceError, match="--hard-negatives N"):
         train(data, None, tmp_path / "t", _config(tiny_model, loss="triplet"))
     # Mined from the corpus, the negatives make triplets; the positive itself is never one.
-    result = train(
-        data, None, tmp_path / "t", _config(tiny_model, loss="triplet", hard_negatives=2, epochs=1)
-    )
+    config = _config(tiny_model, loss="triplet", hard_negatives=2, epochs=1)
+    result = train(data, None, tmp_path / "t", config)
     assert result.mined > 0
-    for pair in data.pairs:
+    # The same mining, from the same model at the same window, shows what was added.
+    model = build_model(str(tiny_model), "twin", False)
+    model.max_seq_length = config.window
+    mined, count = _mine(model, data, config, Recorder())
+    assert count == result.mined
+    assert any(pair.negatives for pair in mined.pairs)
+    for pair in mined.pairs:
         assert pair.positive not in pair.negatives
+    assert not any(pair.negatives for pair in data.pairs)  # the caller's data is left as it was
 
 
 def test_ctrl_c_keeps_a_loadable_model(tiny_model: Path, tmp_path: Path) -> None:

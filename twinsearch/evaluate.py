@@ -6,14 +6,14 @@ code that produced the published BEIR numbers, so ours compare with theirs direc
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
+from twinsearch import beir
+from twinsearch.beir import json_lines as json_lines
+from twinsearch.beir import read_qrels as read_qrels
 from twinsearch.errors import SourceError
 from twinsearch.search import Mode, Searcher
 from twinsearch.types import Hit
@@ -33,56 +33,6 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
-def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, value) of each non-blank line of a JSONL file, gzipped or not."""
-    with _open_text(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except ValueError as exc:
-                raise SourceError(
-                    f"{path}:{number}: not JSON ({exc}); fix or remove that line"
-                ) from None
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, record in json_lines(path):
-        if not isinstance(record, dict) or "_id" not in record:
-            raise SourceError(f'{path}:{number}: no "_id" field; each line needs "_id" and "text"')
-        yield number, record
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """``query-id corpus-id score`` per line, tab-separated, with a header line."""
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as fh:
-        for number, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or (number == 1 and not row[-1].strip().lstrip("-").isdigit()):
-                continue  # blank line, or the header
-            if len(row) != 3 or not row[2].strip().lstrip("-").isdigit():
-                raise SourceError(
-                    f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score' with a whole "
-                    f"number score, got {row!r}"
-                )
-            qrels.setdefault(row[0].strip(), {})[row[1].strip()] = int(row[2])
-    return qrels
-
-
 def load_dataset(folder: Path, split: str, corpus_ids: Callable[[Path], set[str]]) -> Dataset:
     """Read queries and qrels and check them against each other and against the corpus.
 
@@ -91,17 +41,9 @@ def load_dataset(folder: Path, split: str, corpus_ids: Callable[[Path], set[str]
     relevant but unfindable, as in trec_eval) and counted.
     """
     folder = Path(folder)
-    corpus, queries_path = _find(folder, "corpus"), _find(folder, "queries")
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    missing = [
-        name
-        for name, found in [
-            ("corpus.jsonl[.gz]", corpus),
-            ("queries.jsonl[.gz]", queries_path),
-            (f"qrels/{split}.tsv", qrels_path.is_file()),
-        ]
-        if not found
-    ]
+    parts = beir.files(folder, split)
+    corpus, queries_path, qrels_path = parts.corpus, parts.queries, parts.qrels
+    missing = parts.missing()
     if missing:
         raise SourceError(
             f"{folder} is not a BEIR dataset: missing {', '.join(missing)}; it needs "
@@ -111,7 +53,7 @@ def load_dataset(folder: Path, split: str, corpus_ids: Callable[[Path], set[str]
     qrels = read_qrels(qrels_path)
     if not qrels:
         raise SourceError(f"{qrels_path} has no judgements")
-    all_queries = {str(r["_id"]): str(r.get("text") or "") for _, r in _jsonl(queries_path)}
+    all_queries = beir.read_queries(queries_path)
     warnings = []
     unknown = sorted(q for q in qrels if q not in all_queries)
     empty = sorted(q for q in qrels if q in all_queries and not all_queries[q].strip())
@@ -183,3 +125,10 @@ def write_trec_run(run: Mapping[str, Sequence[Hit]], path: Path, tag: str) -> No
         for qid, hits in run.items():
             for hit in hits:
                 fh.write(f"{qid} Q0 {hit.doc_id} {hit.rank} {hit.score:.6f} {tag}\n")
+
+
+def collection_name(folder: Path, fingerprint: str, truncate: bool) -> str:
+    """The collection `twinsearch eval` indexes dataset ``folder`` into, for one model
+    (and one way of cutting documents): reused while both are the same."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "dataset"
+    return f"eval-{stem[:30]}-{fingerprint[:10]}" + ("-truncate" if truncate else "")

@@ -1,4 +1,5 @@
 """Fine-tuning twin and half-twin encoders on a user's own pairs.
 
-``data`` and ``verify`` are light; ``trainer`` imports torch and sentence-transformers.
+``choices``, ``data`` and ``verify`` are light; ``trainer`` imports torch and
+sentence-transformers.
 """

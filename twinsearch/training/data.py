@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from twinsearch import beir
 from twinsearch.errors import SourceError
-from twinsearch.evaluate import _find, _jsonl, json_lines, read_qrels
 
 Kind = Literal["pairs", "labelled"]
 
@@ -119,7 +119,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, record in enumerate(records, start=1):
             yield number, _object(path, number, record)
     elif suffix in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.gz"):
-        for number, record in json_lines(path):
+        for number, record in beir.json_lines(path):
             yield number, _object(path, number, record)
     else:
         raise SourceError(
@@ -255,22 +255,22 @@ def _documents(data: TrainingData) -> Iterator[str]:
 
 
 def _read_beir(folder: Path, split: str) -> TrainingData:
-    corpus_path, queries_path = _find(folder, "corpus"), _find(folder, "queries")
-    qrels_path = folder / "qrels" / f"{split}.tsv"
+    parts = beir.files(folder, split)
+    corpus_path, queries_path, qrels_path = parts.corpus, parts.queries, parts.qrels
     if corpus_path is None or queries_path is None or not qrels_path.is_file():
         raise SourceError(
             f"{folder} is not a BEIR dataset with a {split!r} split: it needs "
             f"corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/{split}.tsv"
         )
     documents = {}
-    for _, record in _jsonl(corpus_path):
+    for _, record in beir.records(corpus_path):
         title = str(record.get("title") or "").strip()
         text = str(record.get("text") or "").strip()
         # The same title-headed text the indexer embeds for a document's first chunk.
         documents[str(record["_id"])] = f"{title}\n{text}" if title and text else title or text
-    queries = {str(r["_id"]): str(r.get("text") or "").strip() for _, r in _jsonl(queries_path)}
+    queries = {qid: text.strip() for qid, text in beir.read_queries(queries_path).items()}
     data = TrainingData("pairs", folder)
-    for qid, judged in read_qrels(qrels_path).items():
+    for qid, judged in beir.read_qrels(qrels_path).items():
         for doc_id, relevance in sorted(judged.items()):
             if relevance <= 0:
                 continue

@@ -16,25 +16,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from twinsearch.encoders import DEFAULT_MODEL, model_ref
 from twinsearch.encoders.sentence import _quiet_transformers
-from twinsearch.errors import ModelError, SourceError
+from twinsearch.errors import ConfigError, ModelError, SourceError
+from twinsearch.training.choices import CALIBRATIONS, Arch, Calibrate, Loss, Precision
 from twinsearch.training.data import Labelled, Pair, TrainingData
 from twinsearch.training.verify import METADATA_FILE, best_threshold
-
-Arch = Literal["twin", "half-twin"]
-Loss = Literal["mnrl", "contrastive", "online-contrastive", "triplet"]
-Precision = Literal["auto", "fp32", "bf16"]
-Calibrate = Literal["accuracy", "f1"]
 
 VAL_CORPUS = 2000
 """Documents the held-out queries search among: their own relevant ones, then the rest of
 the training documents, then others from the corpus, up to this many."""
 CHECKPOINTS = ".checkpoints"
+NO_HELD_OUT = "no held-out split (too few queries): the last epoch is kept"
 
 
 @dataclass
@@ -60,6 +57,15 @@ class TrainConfig:
     seed: int = 12
     precision: Precision = "auto"
     calibrate: Calibrate = "accuracy"
+
+    def __post_init__(self) -> None:
+        # Options that mean nothing together are refused, not silently ignored.
+        if self.untie and self.arch != "half-twin":
+            raise ConfigError("--untie goes with --arch half-twin")
+        if self.margin is not None and self.loss == "mnrl":
+            raise ConfigError(
+                "--margin goes with --loss contrastive, online-contrastive or triplet"
+            )
 
 
 @dataclass
@@ -121,6 +127,22 @@ class _Silent:
 
     def finish(self) -> None:
         pass
+
+
+def prepare_output(output: Path, overwrite: bool = False) -> None:
+    """Make sure ``output`` can take the trained model: absent or empty it can; a model
+    folder is removed if ``overwrite`` says so; anything else is refused."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{output} is a file; --output names a folder for the model")
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{output} is not empty; choose another --output or pass --overwrite")
+        if not ((output / "modules.json").is_file() or (output / "config.json").is_file()):
+            raise ConfigError(
+                f"{output} holds something other than a model; --overwrite replaces only "
+                "a model folder"
+            )
+        shutil.rmtree(output)
 
 
 def resolve_base(name: str) -> tuple[str, str]:
@@ -283,7 +305,7 @@ def _verification_evaluator(val: TrainingData, calibrate: Calibrate) -> Any:
             scores, labels = _verification_scores(model, val.labelled)
             metrics = {
                 name: value
-                for objective in ("accuracy", "f1")
+                for objective in CALIBRATIONS
                 for name, value in zip(
                     (objective, f"{objective}_threshold"),
                     best_threshold(scores, labels, objective),
@@ -374,10 +396,13 @@ def _loss(model: Any, config: TrainConfig) -> Any:
     return losses.TripletLoss(model, triplet_margin=_margin(config))
 
 
-def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progress) -> int:
-    """Add ``config.hard_negatives`` mined negatives to each pair; the pairs found none for
-    keep none. Candidates scoring within ``mining_margin`` (relative) of the positive are
-    passed over: they are too often unjudged relevant documents."""
+def _mine(
+    model: Any, data: TrainingData, config: TrainConfig, progress: Progress
+) -> tuple[TrainingData, int]:
+    """``data`` with up to ``config.hard_negatives`` mined negatives added to each pair (the
+    pairs found none for keep none), and how many were added. Candidates scoring within
+    ``mining_margin`` (relative) of the positive are passed over: they are too often
+    unjudged relevant documents."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -400,12 +425,16 @@ def _mine(model: Any, data: TrainingData, config: TrainConfig, progress: Progres
     for row in mined:
         negatives = [t for t, y in zip(row["positive"], row["labels"], strict=True) if not y]
         found[(row["query"], row["positive"][0])] = negatives
-    count = 0
-    for i, pair in enumerate(data.pairs):
-        negatives = found.get((pair.query, pair.positive), [])
-        count += len(negatives)
-        data.pairs[i] = Pair(pair.query, pair.positive, (*pair.negatives, *negatives))
-    return count
+    return _added(data, [found.get((p.query, p.positive), []) for p in data.pairs])
+
+
+def _added(data: TrainingData, negatives: list[list[str]]) -> tuple[TrainingData, int]:
+    """``data`` with each pair's new ``negatives`` after its own, and how many were added."""
+    pairs = [
+        Pair(pair.query, pair.positive, (*pair.negatives, *new))
+        for pair, new in zip(data.pairs, negatives, strict=True)
+    ]
+    return replace(data, pairs=pairs), sum(len(new) for new in negatives)
 
 
 def _squeezed(text: str) -> str:
@@ -414,9 +443,34 @@ def _squeezed(text: str) -> str:
 
 def _mine_from_store(
     base_path: str, data: TrainingData, store: Any, config: TrainConfig, progress: Progress
-) -> int:
+) -> tuple[TrainingData, int]:
     """Like ``_mine``, with the documents' vectors already in ``store`` (a collection built
     with the base model): only the queries and positives are encoded. Negatives are chunks."""
+    base = _base_of_store(base_path, store)
+    progress.stage(
+        f"mining {_count(config.hard_negatives, 'hard negative')} per query from {store.name!r}"
+    )
+    base.max_seq_length = min(config.window, int(base.max_seq_length))
+    kwargs: dict[str, Any] = {
+        "batch_size": 64,
+        "normalize_embeddings": True,
+        "show_progress_bar": False,
+    }
+    queries = base.encode_query([p.query for p in data.pairs], **kwargs)
+    positives = base.encode_document([p.positive for p in data.pairs], **kwargs)
+    relevant: dict[str, list[str]] = {}
+    for pair in data.pairs:
+        relevant.setdefault(pair.query, []).append(_squeezed(pair.positive))
+    found = []
+    for i, pair in enumerate(data.pairs):
+        score = float(np.dot(queries[i], positives[i]))
+        ceiling = score - abs(score) * config.mining_margin
+        found.append(_store_negatives(store, queries[i], ceiling, relevant[pair.query], config))
+    return _added(data, found)
+
+
+def _base_of_store(base_path: str, store: Any) -> Any:
+    """The base model, refused unless it is the one ``store`` was built with."""
     from sentence_transformers import SentenceTransformer
 
     from twinsearch.encoders.sentence import fingerprint
@@ -429,41 +483,29 @@ def _mine_from_store(
             "model: mine from a collection indexed with the model being trained, or mine from "
             "the corpus (leave out --negatives-from)"
         )
-    progress.stage(
-        f"mining {_count(config.hard_negatives, 'hard negative')} per query from {store.name!r}"
-    )
-    base.max_seq_length = min(config.window, int(base.max_seq_length))
-    kwargs: dict[str, Any] = {
-        "batch_size": 64,
-        "normalize_embeddings": True,
-        "show_progress_bar": False,
-    }
-    queries = base.encode_query([p.query for p in data.pairs], **kwargs)
-    positives = base.encode_document([p.positive for p in data.pairs], **kwargs)
+    return base
+
+
+def _store_negatives(
+    store: Any, query: Any, ceiling: float, relevant: list[str], config: TrainConfig
+) -> list[str]:
+    """Up to ``config.hard_negatives`` texts of the chunks nearest ``query`` that score
+    at most ``ceiling`` and belong to no ``relevant`` document."""
+    found: list[str] = []
     depth = max(50, 10 * config.hard_negatives)
-    relevant: dict[str, list[str]] = {}
-    for pair in data.pairs:
-        relevant.setdefault(pair.query, []).append(_squeezed(pair.positive))
-    count = 0
-    for i, pair in enumerate(data.pairs):
-        score = float(np.dot(queries[i], positives[i]))
-        ceiling = score - abs(score) * config.mining_margin
-        found: list[str] = []
-        for hit in store.search(depth, dense=[float(x) for x in queries[i]]):
-            text = str(hit.payload.get("text") or "").strip()
-            if not text or hit.score > ceiling:
-                continue
-            # A chunk of any document relevant to this query is no negative.
-            chunk = _squeezed(text)
-            if any(chunk in positive or positive in chunk for positive in relevant[pair.query]):
-                continue
-            if text not in found:
-                found.append(text)
-            if len(found) == config.hard_negatives:
-                break
-        count += len(found)
-        data.pairs[i] = Pair(pair.query, pair.positive, (*pair.negatives, *found))
-    return count
+    for hit in store.search(depth, dense=[float(x) for x in query]):
+        text = str(hit.payload.get("text") or "").strip()
+        if not text or hit.score > ceiling:
+            continue
+        # A chunk of any document relevant to this query is no negative.
+        chunk = _squeezed(text)
+        if any(chunk in positive or positive in chunk for positive in relevant):
+            continue
+        if text not in found:
+            found.append(text)
+        if len(found) == config.hard_negatives:
+            break
+    return found
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -493,6 +535,33 @@ def _callback(progress: Progress) -> Any:
     return Report()
 
 
+@dataclass
+class _Base:
+    """The model to train, what it was made from, and where it runs."""
+
+    model: Any
+    name: str
+    path: str
+    device: str
+    precision: str
+    max_length: int
+    """The model's own maximum tokens per text, which it is saved with."""
+
+
+@dataclass
+class _Fit:
+    """What training left: the model to keep and the trainer's record."""
+
+    model: Any
+    interrupted: bool
+    notes: list[str]
+    seconds: float
+    steps: int
+    best_step: int | None
+    epochs: float
+    history: list[dict[str, Any]]
+
+
 def train(
     data: TrainingData,
     val: TrainingData | None,
@@ -509,70 +578,114 @@ def train(
     corpus."""
     _quiet_transformers()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    import torch
     from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import set_seed
 
     progress = progress or _Silent()
-    data = replace(data, pairs=list(data.pairs))  # mining adds negatives to a copy
     if not config.hard_negatives:
         _check_loss(data, config.loss)
-    set_seed(config.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = _precision(config, device)
-    base_name, base_path = resolve_base(config.base)
-    progress.stage(f"loading {base_name}")
-    model = build_model(base_path, config.arch, config.untie, device=device)
-    own_max = int(model.max_seq_length)
-    model.max_seq_length = min(config.window, own_max)
-
-    notes: list[str] = []
-    mined = 0
-    if config.hard_negatives:
-        if data.kind != "pairs":
-            raise SourceError("--hard-negatives needs (query, positive) data, not labelled pairs")
-        if negatives_from is not None:
-            mined = _mine_from_store(base_path, data, negatives_from, config, progress)
-        else:
-            mined = _mine(model, data, config, progress)
-        _check_loss(data, config.loss)
-
+    base = _load(config, progress)
+    data, mined = _with_negatives(base, data, config, negatives_from, progress)
     held = eval_data or val
-    evaluator = None
-    metric = ""
-    if held is not None and len(held):
-        if held.kind == "labelled":
-            evaluator = _verification_evaluator(held, config.calibrate)
-            metric = f"val_{config.calibrate}"
-        else:
-            evaluator = _retrieval_evaluator(data, held, config.seed)
-            metric = "val_cosine_ndcg@10"
-    else:
-        notes.append("no held-out split (too few queries): the last epoch is kept")
-
+    evaluator, metric = _evaluator(data, held, config)
+    notes = [] if evaluator is not None else [NO_HELD_OUT]
     before: dict[str, float] = {}
     if evaluator is not None:
         progress.stage("measuring the base model on the held-out split")
-        before = {k: float(v) for k, v in evaluator(model).items()}
-
+        before = _measured(evaluator, base.model)
     columns = _columns(data, config.loss, config.seed)
     train_set = Dataset.from_dict(columns)
-    queries_first = list(columns)[0]
-    routes = {
-        name: ("query" if name == queries_first else "document")
-        for name in columns
-        if name != "label"
-    }
-    prompts = dict(model.prompts or {})
-    column_prompts = {name: prompts[route] for name, route in routes.items() if prompts.get(route)}
-    checkpoints = output / CHECKPOINTS
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    args = SentenceTransformerTrainingArguments(
+    best_metric = f"eval_{metric}" if evaluator is not None else None
+    args = _arguments(config, base, columns, output / CHECKPOINTS, best_metric)
+    trainer = _trainer(base.model, args, train_set, config, evaluator, progress)
+    fit = _fit(trainer, base, len(train_set), config, progress)
+    after, threshold = _measured_after(fit, evaluator, held, base, config, progress)
+    result = TrainResult(
+        output=output,
+        metric=metric,
+        before=before,
+        after=after,
+        train_examples=len(train_set),
+        held_out_examples=len(held) if held is not None else 0,
+        steps=fit.steps,
+        best_step=fit.best_step,
+        seconds=fit.seconds,
+        examples_per_second=len(train_set) * fit.epochs / fit.seconds if fit.seconds else 0.0,
+        device=base.device,
+        precision=base.precision,
+        threshold=threshold,
+        interrupted=fit.interrupted,
+        mined=mined,
+        notes=[*notes, *fit.notes],
+    )
+    _save(fit.model, output, result, config, base.name, data)
+    shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+    return result
+
+
+def _load(config: TrainConfig, progress: Progress) -> _Base:
+    """Seed every generator, choose the device and precision, and build the model."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = _precision(config, device)
+    name, path = resolve_base(config.base)
+    progress.stage(f"loading {name}")
+    model = build_model(path, config.arch, config.untie, device=device)
+    own_max = int(model.max_seq_length)
+    model.max_seq_length = min(config.window, own_max)
+    return _Base(model, name, path, device, precision, own_max)
+
+
+def _with_negatives(
+    base: _Base, data: TrainingData, config: TrainConfig, store: Any, progress: Progress
+) -> tuple[TrainingData, int]:
+    """``data`` with ``config.hard_negatives`` negatives mined for each query (from
+    ``store``, a collection, if given, else from the corpus), and how many were found."""
+    if not config.hard_negatives:
+        return data, 0
+    if data.kind != "pairs":
+        raise SourceError("--hard-negatives needs (query, positive) data, not labelled pairs")
+    if store is not None:
+        data, mined = _mine_from_store(base.path, data, store, config, progress)
+    else:
+        data, mined = _mine(base.model, data, config, progress)
+    _check_loss(data, config.loss)
+    return data, mined
+
+
+def _evaluator(
+    data: TrainingData, held: TrainingData | None, config: TrainConfig
+) -> tuple[Any, str]:
+    """The held-out evaluator and the metric that picks the best checkpoint; (None, "")
+    with nothing held out."""
+    if held is None or not len(held):
+        return None, ""
+    if held.kind == "labelled":
+        return _verification_evaluator(held, config.calibrate), f"val_{config.calibrate}"
+    return _retrieval_evaluator(data, held, config.seed), "val_cosine_ndcg@10"
+
+
+def _measured(evaluator: Any, model: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in evaluator(model).items()}
+
+
+def _arguments(
+    config: TrainConfig,
+    base: _Base,
+    columns: dict[str, list[Any]],
+    checkpoints: Path,
+    best_metric: str | None,
+) -> Any:
+    """The trainer's arguments; ``best_metric`` picks the checkpoint kept at the end, and
+    without one nothing is evaluated during training."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    routes, prompts = _routes(columns, base.model)
+    evaluated = best_metric is not None
+    return SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
@@ -581,18 +694,18 @@ def train(
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup,
         lr_scheduler_type="linear",
-        bf16=precision == "bf16",
-        use_cpu=device == "cpu",
+        bf16=base.precision == "bf16",
+        use_cpu=base.device == "cpu",
         seed=config.seed,
         data_seed=config.seed,
         batch_sampler=(
             BatchSamplers.NO_DUPLICATES if config.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER
         ),
-        eval_strategy="epoch" if evaluator is not None else "no",
+        eval_strategy="epoch" if evaluated else "no",
         save_strategy="epoch",
         save_total_limit=2,
-        load_best_model_at_end=evaluator is not None,
-        metric_for_best_model=f"eval_{metric}" if evaluator is not None else None,
+        load_best_model_at_end=evaluated,
+        metric_for_best_model=best_metric,
         greater_is_better=True,
         logging_steps=1,
         report_to="none",
@@ -601,16 +714,44 @@ def train(
         # Any model with a Router (a half-twin, new or trained before) needs the routes;
         # the others ignore them.
         router_mapping=routes,
-        learning_rate_mapping=(
-            {
-                r"sub_modules\.(query|document)\.\d+\.linear": config.learning_rate
-                * config.head_learning_rate_factor
-            }
-            if config.arch == "half-twin" and not config.untie
-            else {}
-        ),
-        prompts=column_prompts or None,
+        learning_rate_mapping=_head_learning_rates(config),
+        prompts=prompts or None,
     )
+
+
+def _routes(columns: dict[str, list[Any]], model: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Each text column's route (the first column holds the queries, the others documents),
+    and each column's prompt where the model has one for its route."""
+    queries_first = list(columns)[0]
+    routes = {
+        name: ("query" if name == queries_first else "document")
+        for name in columns
+        if name != "label"
+    }
+    prompts = dict(model.prompts or {})
+    column_prompts = {name: prompts[route] for name, route in routes.items() if prompts.get(route)}
+    return routes, column_prompts
+
+
+def _head_learning_rates(config: TrainConfig) -> dict[str, float]:
+    """A half-twin's heads learn ``head_learning_rate_factor`` times faster than the trunk."""
+    if config.arch == "half-twin" and not config.untie:
+        rate = config.learning_rate * config.head_learning_rate_factor
+        return {r"sub_modules\.(query|document)\.\d+\.linear": rate}
+    return {}
+
+
+def _trainer(
+    model: Any,
+    args: Any,
+    train_set: Any,
+    config: TrainConfig,
+    evaluator: Any,
+    progress: Progress,
+) -> Any:
+    """A sentence-transformers trainer that reports through ``progress`` alone."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     class Trainer(SentenceTransformerTrainer):
         def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
@@ -626,67 +767,73 @@ def train(
         evaluator=evaluator,
         callbacks=[_callback(progress)],
     )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     # Progress is reported through ``progress``: nothing may print on stdout.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def _fit(trainer: Any, base: _Base, examples: int, config: TrainConfig, progress: Progress) -> _Fit:
+    """Train. Ctrl-C stops training, not the run: the best checkpoint so far is kept, or
+    without one the weights as they stand."""
+    steps_per_epoch = math.ceil(examples / config.batch_size)
     progress.stage(
-        f"training {config.arch} with {config.loss}: {len(train_set)} examples, "
+        f"training {config.arch} with {config.loss}: {examples} examples, "
         f"{_count(config.epochs, 'epoch')} of {_count(steps_per_epoch, 'step')}, "
-        f"{device} {precision}"
+        f"{base.device} {base.precision}"
     )
+    model, interrupted, notes = base.model, False, []
     started = time.perf_counter()
-    interrupted = False
     try:
         trainer.train()
     except KeyboardInterrupt:
         interrupted = True
         best = trainer.state.best_model_checkpoint
         if best:
-            model = type(model)(best, device=device)
+            model = type(model)(best, device=base.device)
             notes.append(f"interrupted: kept the best checkpoint so far ({Path(best).name})")
         else:
             notes.append(f"interrupted at step {trainer.state.global_step}: kept those weights")
     seconds = time.perf_counter() - started
     progress.finish()
-    best_step = _step_of(trainer.state.best_model_checkpoint)
+    state = trainer.state
+    return _Fit(
+        model=model,
+        interrupted=interrupted,
+        notes=notes,
+        seconds=seconds,
+        steps=int(state.global_step),
+        best_step=_step_of(state.best_model_checkpoint),
+        epochs=state.epoch or 0,
+        history=state.log_history,
+    )
 
+
+def _measured_after(
+    fit: _Fit,
+    evaluator: Any,
+    held: TrainingData | None,
+    base: _Base,
+    config: TrainConfig,
+    progress: Progress,
+) -> tuple[dict[str, float], float | None]:
+    """The kept model's held-out metrics and, for labelled pairs, its same/different
+    threshold. Leaves the model at its own maximum length, as it is saved."""
+    model = fit.model
     after: dict[str, float] = {}
-    threshold = None
     if evaluator is not None:
-        after = _evaluated_at(trainer.state.log_history, best_step) if not interrupted else {}
+        after = _evaluated_at(fit.history, fit.best_step) if not fit.interrupted else {}
         if not after:  # not measured during training: the best step is unknown, or stopped
             progress.stage("measuring the trained model on the held-out split")
-            model.max_seq_length = min(config.window, own_max)
-            after = {k: float(v) for k, v in evaluator(model).items()}
-    model.max_seq_length = own_max
+            model.max_seq_length = min(config.window, base.max_length)
+            after = _measured(evaluator, model)
+    model.max_seq_length = base.max_length
+    threshold = None
     if evaluator is not None and held is not None and held.kind == "labelled":
         # `compare` encodes at the model's full length: calibrate the threshold there.
-        after = {k: float(v) for k, v in evaluator(model).items()}
+        after = _measured(evaluator, model)
         threshold = after.get(f"val_{config.calibrate}_threshold")
-    examples_seen = len(train_set) * (trainer.state.epoch or 0)
-    result = TrainResult(
-        output=output,
-        metric=metric,
-        before=before,
-        after=after,
-        train_examples=len(train_set),
-        held_out_examples=len(held) if held is not None else 0,
-        steps=int(trainer.state.global_step),
-        best_step=best_step,
-        seconds=seconds,
-        examples_per_second=examples_seen / seconds if seconds else 0.0,
-        device=device,
-        precision=precision,
-        threshold=threshold,
-        interrupted=interrupted,
-        mined=mined,
-        notes=notes,
-    )
-    _save(model, output, result, config, base_name, data)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return result
+    return after, threshold
 
 
 def _evaluated_at(history: list[dict[str, Any]], step: int | None) -> dict[str, float]:

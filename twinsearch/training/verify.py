@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+
+from twinsearch.training.choices import Calibrate
 
 METADATA_FILE = "twinsearch_training.json"
 
 
 def best_threshold(
-    scores: np.ndarray, labels: np.ndarray, objective: Literal["accuracy", "f1"] = "accuracy"
+    scores: np.ndarray, labels: np.ndarray, objective: Calibrate = "accuracy"
 ) -> tuple[float, float]:
     """(best value of ``objective``, threshold giving it): a pair is "same" when its score
     is at least the threshold, which lies halfway between two neighbouring scores."""
