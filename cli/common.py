@@ -117,6 +117,29 @@ def errors_to_exit(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def progress_bar(label: str, *texts: str, percent: bool = False, count: bool = False) -> Any:
+    """A rich progress bar on stderr: ``label``, the bar, its percentage and/or M/N count,
+    the ``texts`` (rich column formats over the task), the time taken and the time left.
+    It vanishes when done, and is off when stderr is not a terminal (a bar is only noise
+    there, and a stopped one leaves a blank line)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[Any] = [TextColumn(label), BarColumn()]
+    columns += [TaskProgressColumn()] if percent else []
+    columns += [MofNCompleteColumn()] if count else []
+    columns += [TextColumn(text) for text in texts]
+    columns += [TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), "left"]
+    return Progress(*columns, console=err.rich, transient=True, disable=not err.rich.is_terminal)
+
+
 def expected_chunks(corpus: Any, report: Any) -> float | None:
     """The chunks a run will embed: those known so far, plus, while the reader is still
     going, the rest of the corpus at the rate of chunks per byte read so far."""
@@ -132,28 +155,11 @@ def expected_chunks(corpus: Any, report: Any) -> float | None:
 def index_progress() -> Iterator[Callable[[Any, Any], None]]:
     """A progress bar on stderr over the chunks embedded, the encoder's work (the reader runs
     ahead and finishes early), out of those expected, with their rate and the time left."""
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("embedding"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f}/{task.fields[expected]} chunks"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("elapsed,"),
-        TimeRemainingColumn(),
-        TextColumn("left"),
-        console=err.rich,
-        transient=True,
-        disable=not err.rich.is_terminal,
+    progress = progress_bar(
+        "embedding",
+        "{task.completed:,.0f}/{task.fields[expected]} chunks",
+        "{task.fields[rate]}",
+        percent=True,
     )
     with progress:
         task = progress.add_task("embedding", total=None, expected="?", rate="")

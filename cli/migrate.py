@@ -11,6 +11,7 @@ from twinsearch.cli.common import (
     DataDir,
     err,
     errors_to_exit,
+    progress_bar,
     settings_from,
 )
 
@@ -36,8 +37,6 @@ def migrate(
     Run it again to finish a copy that was interrupted. Afterwards, use the server with
     --qdrant-url URL (or TWINSEARCH_QDRANT_URL).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from twinsearch.migrate import TOP
     from twinsearch.migrate import migrate as copy
     from twinsearch.session import server_options
@@ -48,12 +47,7 @@ def migrate(
     # The source is always the embedded store, whatever TWINSEARCH_QDRANT_URL says.
     source_client = connect(data_dir=settings.data_dir)
     target = connect(url=to, api_key=settings.qdrant_api_key, server=server_options(settings))
-    progress = Progress(
-        TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
-        console=err.rich, transient=True,
-        # Off a terminal a bar is only noise, and a stopped one leaves a blank line.
-        disable=not err.rich.is_terminal,
-    )  # fmt: skip
+    progress = progress_bar("copying", "points", count=True)
     try:
         with progress:
             task = progress.add_task("copying", total=None)

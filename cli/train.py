@@ -17,6 +17,7 @@ from twinsearch.cli.common import (
     errors_to_exit,
     open_client,
     out,
+    progress_bar,
     settings_from,
 )
 from twinsearch.errors import ConfigError
@@ -153,28 +154,7 @@ class _Bar:
     """Training progress on stderr: a bar with the loss and the time left."""
 
     def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps, loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err.rich,
-            transient=True,
-            # Off a terminal a bar is only noise, and a stopped one leaves a blank line.
-            disable=not err.rich.is_terminal,
-        )
+        self._progress = progress_bar("training", "steps, loss {task.fields[loss]}", count=True)
         self._task: Any = None
 
     def stage(self, text: str) -> None:
