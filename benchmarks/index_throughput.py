@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    from twinsearch.collections import open_for_write
+    from twinsearch.collection import open_for_write
     from twinsearch.cores import free_cores
     from twinsearch.encoders import load_encoder
     from twinsearch.indexer.chunking import ChunkSettings, chunk_document

@@ -28,13 +28,13 @@ NAME = "latency-bench"
 
 
 def build(data_dir: Path, dataset: Path, copies: int, segment_mb: int | None) -> None:
-    from twinsearch.collections import open_for_write
+    from twinsearch.collection import open_for_write
     from twinsearch.encoders import load_encoder, onnx
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_once
+    from twinsearch.nouns import Point
     from twinsearch.sparse import Bm25Settings
     from twinsearch.stores import connect
-    from twinsearch.types import Point
 
     client = connect(data_dir=data_dir, segment_mb=segment_mb)
     encoder = load_encoder(threads=2)
@@ -143,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     build(args.data_dir, args.dataset, args.copies, args.segment_mb)
 
-    from twinsearch.collections import open_for_search
+    from twinsearch.collection import open_for_search
     from twinsearch.encoders import DEFAULT_MODEL, load_encoder, onnx
     from twinsearch.evaluate import load_dataset
     from twinsearch.search import Searcher

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from twinsearch.errors import EmptyQuery, TwinsearchError
+from twinsearch.nouns import SearchMode
 from twinsearch.settings import Settings
-from twinsearch.types import SearchMode
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from twinsearch.encoders import Encoder
     from twinsearch.evaluate import Dataset
     from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.nouns import Hit
     from twinsearch.settings import Settings
-    from twinsearch.types import Hit
 
 # Labelled as `twinsearch train` labels them.
 METRICS = {

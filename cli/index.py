@@ -200,7 +200,7 @@ def _dry_run(
     store = client.collection(name)
     if store.exists():
         # What the real run would refuse, refused here too.
-        from twinsearch.collections import check_chunking
+        from twinsearch.collection import check_chunking
 
         meta = store.metadata()
         size, overlap = chunking

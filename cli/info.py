@@ -35,7 +35,7 @@ def info(
 ) -> None:
     """Where the data lives, and each collection: chunks, model and its fingerprint."""
     settings = settings_from(data_dir=data_dir, qdrant_url=qdrant_url)
-    from twinsearch.collections import describe_all
+    from twinsearch.collection import describe_all
 
     with open_client(settings) as client:
         described = describe_all(client)

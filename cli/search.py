@@ -22,7 +22,7 @@ from twinsearch.cli.common import (
     settings_from,
     shown_id,
 )
-from twinsearch.types import MAX_K
+from twinsearch.nouns import MAX_K
 
 SNIPPET_CHARS = 240
 

@@ -22,7 +22,7 @@ from twinsearch.cli.common import (
     out,
     settings_from,
 )
-from twinsearch.types import MAX_K
+from twinsearch.nouns import MAX_K
 
 HELP = (
     "Type a query. Commands: :k N (results to show), :mode dense|bm25|hybrid, "

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 
+from twinsearch.nouns import Document
 from twinsearch.stores import Store
-from twinsearch.types import Document
 
 MANIFEST_FIELDS = ("doc_id", "chunk", "n_chunks", "content_sha", "root", "source", "modified")
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from twinsearch.encoders import Tokenizer
 from twinsearch.errors import ConfigError
-from twinsearch.types import Chunk, Document
+from twinsearch.nouns import Chunk, Document
 
 # A title heads every chunk; it may not eat the window.
 MAX_TITLE_TOKENS = 32

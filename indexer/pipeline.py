@@ -16,16 +16,16 @@ from queue import Queue
 from threading import Thread
 from typing import Any
 
-from twinsearch.collections import open_for_write, point_id
+from twinsearch.collection import open_for_write, point_id
 from twinsearch.encoders import Encoder
 from twinsearch.errors import SourceError
 from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
+from twinsearch.nouns import Chunk, Document, Point
 from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
-from twinsearch.types import Chunk, Document, Point
 
 __all__ = ["IndexReport", "Indexer", "index_corpus", "index_once", "plan", "point_id"]
 

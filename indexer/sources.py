@@ -34,7 +34,7 @@ from twinsearch.indexer.formats import (
     read_text,
     suffix_of,
 )
-from twinsearch.types import Document
+from twinsearch.nouns import Document
 
 SkipHandler = Callable[[str, str], None]
 """Called with (where, why) for each file or record that is skipped."""

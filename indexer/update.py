@@ -81,7 +81,7 @@ def update(
     """Index ``corpus`` into the settings' collection: new and changed documents embedded,
     removed ones deleted (see ``pipeline.index_corpus``). With ``reindex`` and a model other
     than the collection's, into a new collection that then takes the name over."""
-    from twinsearch.collections import recorded_model
+    from twinsearch.collection import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_corpus

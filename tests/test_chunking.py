@@ -7,7 +7,7 @@ import pytest
 from twinsearch.encoders.hashing import WordTokenizer
 from twinsearch.errors import ConfigError
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
-from twinsearch.types import Document
+from twinsearch.nouns import Document
 
 WORDS = [f"w{i}" for i in range(100)]
 

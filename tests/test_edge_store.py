@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twinsearch.nouns import Point
 from twinsearch.stores import CollectionSpec, edge
-from twinsearch.types import Point
 
 DIM = 8
 
@@ -69,7 +69,7 @@ import os, sys
 from pathlib import Path
 import numpy as np
 from twinsearch.stores import CollectionSpec, edge
-from twinsearch.types import Point
+from twinsearch.nouns import Point
 
 edge.FLUSH_SECONDS = float(sys.argv[2])
 store = edge.EdgeClient(Path(sys.argv[1])).collection("c")

@@ -13,8 +13,8 @@ from twinsearch.errors import SourceError
 from twinsearch.evaluate import load_dataset, score
 from twinsearch.indexer.chunking import ChunkSettings
 from twinsearch.indexer.pipeline import index_once
+from twinsearch.nouns import Hit
 from twinsearch.stores import connect
-from twinsearch.types import Hit
 
 TOPICS = {
     "d1": ("Tides", "the moon pulls the ocean and makes tides rise and fall"),

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from twinsearch.cli.app import app
 from twinsearch.indexer.changes import load_manifest
 from twinsearch.indexer.pipeline import point_id
+from twinsearch.nouns import Point
 from twinsearch.stores import Match, connect
-from twinsearch.types import Point
 
 runner = CliRunner()
 

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from twinsearch.collections import open_for_search, open_for_write
+from twinsearch.collection import open_for_search, open_for_write
 from twinsearch.encoders import HashingEncoder
 from twinsearch.errors import EncoderMismatch
 from twinsearch.indexer.chunking import ChunkSettings
 from twinsearch.indexer.pipeline import Indexer, point_id
 from twinsearch.indexer.sources import Corpus
+from twinsearch.nouns import Document
 from twinsearch.search import search
 from twinsearch.stores import Client, Match
-from twinsearch.types import Document
 
 CHUNKING = ChunkSettings(16, 4)
 

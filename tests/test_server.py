@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from twinsearch.errors import ConfigError, StoreError
+from twinsearch.nouns import Point
 from twinsearch.stores import CollectionSpec, ServerOptions, connect
 from twinsearch.stores.server import ServerClient
-from twinsearch.types import Point
 
 
 def test_layout_defaults_for_one_node_and_for_a_cluster() -> None:

@@ -101,7 +101,7 @@ def test_search_info_and_index_work_while_serve_runs(served: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_a_second_writer_waits_its_turn(served: Path, folder: Path) -> None:
     from twinsearch.errors import CollectionLocked
-    from twinsearch.types import Point
+    from twinsearch.nouns import Point
 
     first, second = connect(data_dir=served), connect(data_dir=served)
     store = first.collection("default")

@@ -7,13 +7,13 @@ from typer.testing import CliRunner
 
 from twinsearch.cli.app import app
 from twinsearch.cli.shell import HELP, Session
-from twinsearch.collections import open_for_write
+from twinsearch.collection import open_for_write
 from twinsearch.encoders import HashingEncoder
 from twinsearch.indexer.chunking import ChunkSettings
 from twinsearch.indexer.pipeline import Indexer
+from twinsearch.nouns import Document
 from twinsearch.search import Searcher
 from twinsearch.stores import connect
-from twinsearch.types import Document
 
 
 def _searcher(tmp_path: Path) -> Searcher:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from twinsearch.errors import CollectionNotFound, ConfigError
+from twinsearch.nouns import Point, SparseVector
 from twinsearch.stores import Client, CollectionSpec, Match, Missing, Range
-from twinsearch.types import Point, SparseVector
 
 DIM = 8
 

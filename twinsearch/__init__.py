@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twinsearch._version import __version__
 
 if TYPE_CHECKING:
-    from twinsearch.collections import open_for_search, open_for_write
+    from twinsearch.collection import open_for_search, open_for_write
     from twinsearch.encoders import DEFAULT_MODEL, Encoder, HashingEncoder, load_encoder
     from twinsearch.errors import (
         CollectionLocked,
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
         StoreError,
         TwinsearchError,
     )
+    from twinsearch.nouns import Chunk, Document, Hit, Point, ScoredPoint
     from twinsearch.search import Searcher, retrieve, search
     from twinsearch.settings import Settings
     from twinsearch.stores import CollectionSpec, Match, Range, Store, connect
-    from twinsearch.types import Chunk, Document, Hit, Point, ScoredPoint
 
 _HOMES = {
-    "twinsearch.collections": ["open_for_search", "open_for_write"],
+    "twinsearch.collection": ["open_for_search", "open_for_write"],
     "twinsearch.encoders": ["DEFAULT_MODEL", "Encoder", "HashingEncoder", "load_encoder"],
     "twinsearch.errors": [
         "CollectionLocked",
@@ -45,7 +45,7 @@ _HOMES = {
     "twinsearch.search": ["Searcher", "retrieve", "search"],
     "twinsearch.settings": ["Settings"],
     "twinsearch.stores": ["CollectionSpec", "Match", "Range", "Store", "connect"],
-    "twinsearch.types": ["Chunk", "Document", "Hit", "Point", "ScoredPoint"],
+    "twinsearch.nouns": ["Chunk", "Document", "Hit", "Point", "ScoredPoint"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

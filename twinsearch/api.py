@@ -33,8 +33,8 @@ from twinsearch.errors import (
     EncoderMismatch,
     TwinsearchError,
 )
+from twinsearch.nouns import MAX_K, MODES, SearchMode
 from twinsearch.settings import Settings
-from twinsearch.types import MAX_K, MODES, SearchMode
 
 log = logging.getLogger("twinsearch.api")
 NOT_BLANK = r"\S"
@@ -132,7 +132,7 @@ class Searchers:
         with self._opening:
             cached = self._open.get(store.name)
             if cached is None or cached.store is not store:  # new, or dropped and made again
-                from twinsearch.collections import open_for_search
+                from twinsearch.collection import open_for_search
                 from twinsearch.search import Searcher
                 from twinsearch.session import query_encoder
 
@@ -323,7 +323,7 @@ def _store_routes(
     @app.get("/collections", responses=_responses(401, 503))
     def collections(_: None = Depends(authorised)) -> dict[str, Any]:
         """Each collection with its documents, chunks and model, as `info --json` lists them."""
-        from twinsearch.collections import describe_all
+        from twinsearch.collection import describe_all
 
         opened = searchers()
         with opened.lock:

@@ -15,8 +15,8 @@ from twinsearch import beir
 from twinsearch.beir import json_lines as json_lines
 from twinsearch.beir import read_qrels as read_qrels
 from twinsearch.errors import SourceError
+from twinsearch.nouns import Hit
 from twinsearch.search import Mode, Searcher
-from twinsearch.types import Hit
 
 METRICS = {"ndcg@10": "nDCG@10", "mrr@10": "RR@10", "recall@100": "R@100", "map@100": "AP@100"}
 DEPTH = 100

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from twinsearch.collections import create
+from twinsearch.collection import create
 from twinsearch.errors import EncoderMismatch, StoreError
+from twinsearch.nouns import ScoredPoint
 from twinsearch.stores import Client, CollectionSpec, Store
-from twinsearch.types import ScoredPoint
 
 SAMPLE_QUERIES = 20
 TOP = 10

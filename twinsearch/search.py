@@ -12,9 +12,9 @@ from typing import Any
 
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError, EmptyQuery
+from twinsearch.nouns import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
 from twinsearch.sparse import Bm25
 from twinsearch.stores import Filter, Match, Store
-from twinsearch.types import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
 
 __all__ = ["MAX_K", "MODES", "Mode", "SearchMode", "Searcher", "retrieve", "search"]
 

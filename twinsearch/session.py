@@ -94,7 +94,7 @@ def query_encoder(
     Given ``first_query``, that query is embedded in a forked child while this process goes
     on (see ``onnx.ForkedQuery``): a one-off search starts quicker.
     """
-    from twinsearch.collections import recorded_model
+    from twinsearch.collection import recorded_model
     from twinsearch.encoders import onnx
     from twinsearch.errors import ModelError
 
@@ -158,7 +158,7 @@ def open_searcher(
     Given ``first_query``, it is embedded in a child process while this one opens the
     collection, and ``while_embedding`` runs meanwhile (the CLI loads its console then).
     """
-    from twinsearch.collections import open_for_search
+    from twinsearch.collection import open_for_search
     from twinsearch.search import Searcher
 
     with open_client(settings) as client:

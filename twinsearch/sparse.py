@@ -14,7 +14,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from twinsearch.types import SparseVector
+from twinsearch.nouns import SparseVector
 
 
 @dataclass(frozen=True)

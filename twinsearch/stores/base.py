@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twinsearch.errors import CollectionNotFound, ConfigError
-from twinsearch.types import Point, ScoredPoint, SparseVector
+from twinsearch.nouns import Point, ScoredPoint, SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -37,6 +37,7 @@ from twinsearch.errors import (
     first_line,
     translated,
 )
+from twinsearch.nouns import Point, ScoredPoint, SparseVector
 from twinsearch.stores.base import (
     COLLECTION_NAME,
     DENSE,
@@ -53,7 +54,6 @@ from twinsearch.stores.base import (
     not_found,
     to_point,
 )
-from twinsearch.types import Point, ScoredPoint, SparseVector
 
 METADATA_FILE = "collection.json"
 LOCK_FILE = "lock"

@@ -18,6 +18,7 @@ from twinsearch.errors import (
     first_line,
     translated,
 )
+from twinsearch.nouns import Point, ScoredPoint, SparseVector
 from twinsearch.stores.base import (
     DENSE,
     HNSW_EF,
@@ -34,7 +35,6 @@ from twinsearch.stores.base import (
     not_found,
     to_point,
 )
-from twinsearch.types import Point, ScoredPoint, SparseVector
 
 UPLOAD_BATCH = 256
 RETRIES = 5

@@ -35,6 +35,7 @@ from typing import Any
 
 from twinsearch import errors
 from twinsearch.errors import CollectionLocked, StoreError, TwinsearchError
+from twinsearch.nouns import Point, ScoredPoint, SparseVector
 from twinsearch.stores.base import (
     SERVE_RECORD,
     Client,
@@ -46,7 +47,6 @@ from twinsearch.stores.base import (
     Range,
     Store,
 )
-from twinsearch.types import Point, ScoredPoint, SparseVector
 
 PATH_PREFIX = "/store/"
 PAGE = 2048

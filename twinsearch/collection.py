@@ -10,10 +10,10 @@ from typing import Any
 from twinsearch._version import __version__
 from twinsearch.encoders import Encoder
 from twinsearch.errors import EncoderMismatch
+from twinsearch.nouns import Point
 from twinsearch.sparse import Bm25, Bm25Settings
 from twinsearch.stores import Client, CollectionSpec, Match, Store
 from twinsearch.stores.base import VERSION_SEP, versioned_name
-from twinsearch.types import Point
 
 _POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "twinsearch/chunk")
 ID_SCHEME = 2

@@ -1,1 +1,0 @@
-../../twinsearch/collections.py

@@ -1,1 +1,0 @@
-../../twinsearch/types.py
