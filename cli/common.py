@@ -92,6 +92,10 @@ ModeOption = Annotated[
         case_sensitive=False,
     ),
 ]
+Threads = Annotated[
+    int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
+]
+EncoderBatch = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else")]
 
 F = TypeVar("F", bound=Callable[..., Any])

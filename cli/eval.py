@@ -11,10 +11,12 @@ import typer
 
 from twinsearch.cli.common import (
     DataDir,
+    EncoderBatch,
     JsonOut,
     ModeOption,
     QdrantUrl,
     SearchMode,
+    Threads,
     err,
     errors_to_exit,
     export_query_encoder,
@@ -72,10 +74,6 @@ Truncate = Annotated[
 RunFile = Annotated[
     Path | None, typer.Option("--run", help="Also write the ranking as a TREC run file")
 ]
-Threads = Annotated[
-    int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
-]
-BatchSize = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
 
 
 @errors_to_exit
@@ -88,7 +86,7 @@ def eval_(
     run_file: RunFile = None,
     json_out: JsonOut = False,
     threads: Threads = None,
-    batch_size: BatchSize = None,
+    batch_size: EncoderBatch = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:

@@ -11,8 +11,10 @@ import typer
 from twinsearch.cli.common import (
     Collection,
     DataDir,
+    EncoderBatch,
     Model,
     QdrantUrl,
+    Threads,
     err,
     errors_to_exit,
     index_progress,
@@ -65,10 +67,6 @@ ChunkSize = Annotated[
 ChunkOverlap = Annotated[
     int | None, typer.Option(help="Tokens shared by consecutive chunks [default: 32]")
 ]
-BatchSize = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
-Threads = Annotated[
-    int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
-]
 JsonReport = Annotated[
     bool, typer.Option("--json", help="Also print what was done as JSON on stdout")
 ]
@@ -91,7 +89,7 @@ def index(
     max_file_mb: MaxFileMb = 64.0,
     chunk_size: ChunkSize = None,
     chunk_overlap: ChunkOverlap = None,
-    batch_size: BatchSize = None,
+    batch_size: EncoderBatch = None,
     threads: Threads = None,
     json_out: JsonReport = False,
     data_dir: DataDir = None,

@@ -16,6 +16,7 @@ from twinsearch.cli.common import (
     ModeOption,
     QdrantUrl,
     SearchMode,
+    Threads,
     errors_to_exit,
     open_searcher,
     out,
@@ -52,9 +53,7 @@ def search(
         ),
     ] = None,
     json_out: JsonOut = False,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
-    ] = None,
+    threads: Threads = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:

@@ -16,6 +16,7 @@ from twinsearch.cli.common import (
     ModeOption,
     QdrantUrl,
     SearchMode,
+    Threads,
     err,
     errors_to_exit,
     open_searcher,
@@ -201,7 +202,7 @@ def shell(
             ":where changes it)",
         ),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the encoder")] = None,
+    threads: Threads = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
 ) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from twinsearch.errors import CollectionNotFound, ConfigError
 from twinsearch.nouns import Point, ScoredPoint, SparseVector
@@ -131,6 +131,12 @@ def not_found(name: str, location: str) -> CollectionNotFound:
         f"no collection {name!r} {location}; "
         "run `twinsearch index PATH` first, or see `twinsearch info` for what exists"
     )
+
+
+def to_scored(id: Any, score: float, payload: Any, vectors: Any, with_vectors: bool) -> ScoredPoint:
+    """A search result from either engine, with its dense vector if it was asked for."""
+    vector = cast(Mapping[str, Any], vectors)[DENSE] if with_vectors else None
+    return ScoredPoint(str(id), float(score), dict(payload or {}), vector)
 
 
 def check_name(name: str) -> str:

@@ -53,6 +53,7 @@ from twinsearch.stores.base import (
     check_name,
     not_found,
     to_point,
+    to_scored,
 )
 
 METADATA_FILE = "collection.json"
@@ -410,15 +411,7 @@ class EdgeStore:
             )
         with self._translate():
             found = shard.query(request)
-        return [
-            ScoredPoint(
-                str(p.id),
-                float(p.score),
-                dict(p.payload or {}),
-                cast(dict[str, Any], p.vector)[DENSE] if with_vectors else None,
-            )
-            for p in found
-        ]
+        return [to_scored(p.id, p.score, p.payload, p.vector, with_vectors) for p in found]
 
     def count(self, filter: Filter | None = None) -> int:
         shard = self._open()

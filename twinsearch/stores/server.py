@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from twinsearch.errors import (
     ConfigError,
@@ -34,6 +34,7 @@ from twinsearch.stores.base import (
     check_name,
     not_found,
     to_point,
+    to_scored,
 )
 
 UPLOAD_BATCH = 256
@@ -248,15 +249,7 @@ class ServerStore:
                 consistency=self._client.read_consistency,
                 **request,
             ).points
-        return [
-            ScoredPoint(
-                str(p.id),
-                float(p.score),
-                dict(p.payload or {}),
-                cast(dict[str, Any], p.vector)[DENSE] if with_vectors else None,
-            )
-            for p in found
-        ]
+        return [to_scored(p.id, p.score, p.payload, p.vector, with_vectors) for p in found]
 
     def count(self, filter: Filter | None = None) -> int:
         with self._client.translate():
