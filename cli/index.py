@@ -204,7 +204,7 @@ def _dry_run(
         size, overlap = chunking
         wanted = ChunkSettings.for_model(size, overlap, int(meta["encoder"]["window"]))
         check_chunking(store, meta, wanted.as_dict())
-    changes = plan(corpus, store if store.exists() else None, corpus)
+    changes = plan(corpus, store if store.exists() else None)
     several = len({root for ids in changes.values() for root, _ in ids}) > 1
     for change, keys in changes.items():
         if change is Change.unchanged and not everything:

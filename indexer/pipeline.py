@@ -99,16 +99,15 @@ def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, 
     return payload
 
 
-def plan(
-    documents: Iterable[Document], store: Store | None, scope: Corpus
-) -> dict[Change, list[DocKey]]:
-    """What indexing ``documents`` would do, without embedding or writing anything."""
-    planner = Planner(load_manifest(store) if store is not None else {}, scope.on_skip)
-    for doc in documents:
+def plan(corpus: Corpus, store: Store | None) -> dict[Change, list[DocKey]]:
+    """What indexing ``corpus`` into ``store`` (None: a new collection) would do, without
+    embedding or writing anything."""
+    planner = Planner(load_manifest(store) if store is not None else {}, corpus.on_skip)
+    for doc in corpus:
         visited = planner.visit(doc)
         if visited is not None:
             planner.by_change[visited[1]].append(key_of(doc))
-    planner.by_change[Change.removed] = planner.gone(scope.roots, scope.unread)
+    planner.by_change[Change.removed] = planner.gone(corpus.roots, corpus.unread)
     return planner.by_change
 
 
