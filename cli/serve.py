@@ -55,9 +55,13 @@ def serve(
             f"(OpenAPI schema at /openapi.json{access}; Ctrl-C stops)",
             markup=False,
         )
-        # uvicorn shuts down on SIGTERM as on Ctrl-C, then passes the signal on: as
-        # KeyboardInterrupt, so that what this process recorded in the data folder goes too.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # uvicorn shuts down on Ctrl-C or SIGTERM, then raises the signal again with the
+        # handlers found before it started: ours, which make it KeyboardInterrupt, so that
+        # what this process recorded in the data folder goes too. (With Python's default
+        # SIGINT handler, asyncio would take the signal for itself and, depending on timing,
+        # swallow it.)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, _interrupt)
         with share_store(searchers, settings, app) as (app, sockets):
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
             try:
