@@ -14,6 +14,7 @@ from twinsearch.cli.search import search
 from twinsearch.cli.serve import serve
 from twinsearch.cli.shell import shell
 from twinsearch.cli.train import compare, train
+from twinsearch.cli.update import update
 
 app = typer.Typer(
     name="twinsearch",
@@ -26,6 +27,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.command()(index)
+app.command()(update)
 app.command()(search)
 app.command()(info)
 app.command("eval")(eval_)

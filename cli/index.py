@@ -134,10 +134,10 @@ def index(
                 _index(client, settings, corpus, report, reindex)
     finally:  # the reasons, also when nothing could be indexed
         print_skips(report.skipped)
-    _print_outcome(corpus, report, None if dry_run else settings.collection, json_out)
+    print_outcome(corpus, report, None if dry_run else settings.collection, json_out)
 
 
-def _print_outcome(corpus: Any, report: Any, collection: str | None, json_out: bool) -> None:
+def print_outcome(corpus: Any, report: Any, collection: str | None, json_out: bool) -> None:
     """What was left out, and (unless a dry run, with no ``collection``) what was done."""
     from twinsearch.indexer.sources import describe_left_out
 
@@ -156,12 +156,10 @@ def _print_outcome(corpus: Any, report: Any, collection: str | None, json_out: b
 def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
     from twinsearch.indexer.update import update
 
-    update(
-        client, settings, corpus, report, reindex=reindex, on_event=_say, progress=index_progress
-    )
+    update(client, settings, corpus, report, reindex=reindex, on_event=say, progress=index_progress)
 
 
-def _say(event: Any) -> None:
+def say(event: Any) -> None:
     """One line on stderr for each thing `index` does that a person should know of."""
     from twinsearch.indexer.update import Note, Reindexing, Switched, UpgradingIds
 

@@ -54,6 +54,26 @@ class SourceOptions:
     max_bytes: int = 64 * 1024 * 1024
     """Files read whole (documents, .json) larger than this are skipped."""
 
+    def as_dict(self) -> dict[str, Any]:
+        """As a collection records it, for `twinsearch update` to read its roots again."""
+        return {
+            "fields": {"id": self.fields.id, "title": self.fields.title, "text": self.fields.text},
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "gitignore": self.gitignore,
+            "max_bytes": self.max_bytes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceOptions:
+        return cls(
+            fields=Fields(**data.get("fields", {})),
+            include=tuple(data.get("include", ())),
+            exclude=tuple(data.get("exclude", ())),
+            gitignore=bool(data.get("gitignore", True)),
+            max_bytes=int(data.get("max_bytes", cls.max_bytes)),
+        )
+
 
 @dataclass(frozen=True)
 class _Source:

@@ -8,6 +8,7 @@ person should hear of it comes back as events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from typing import Any
 
 from twinsearch.errors import StoreError
 from twinsearch.indexer.pipeline import IndexReport
-from twinsearch.indexer.sources import Corpus
+from twinsearch.indexer.sources import Corpus, SourceOptions
 from twinsearch.settings import Settings
-from twinsearch.stores import Client
+from twinsearch.stores import Client, Store
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,33 @@ def update(
             on_progress=show,
             on_upgrade=upgrading,
         )
+    remember_sources(client.collection(target), corpus)
     if target != settings.collection:
         previous = client.switch_alias(settings.collection, target)
         on_event(Switched(settings.collection, target, previous))
+
+
+SOURCES_KEY = "sources"
+"""Where a collection records its roots: root path -> the options it was read with."""
+
+
+def remember_sources(store: Store, corpus: Corpus) -> None:
+    """Record in ``store``'s metadata each root of ``corpus`` with its reading options, for
+    `twinsearch update`; roots indexed before keep theirs."""
+    known = dict(store.metadata().get(SOURCES_KEY) or {})
+    options = corpus.options.as_dict()
+    known.update({root: options for root in sorted(corpus.roots)})
+    store.update_metadata({SOURCES_KEY: known})
+
+
+def remembered_sources(store: Store) -> list[tuple[list[str], SourceOptions]]:
+    """The roots a collection was indexed from, grouped by the options they were read
+    with (so each group is one corpus, as one `twinsearch index` run made it)."""
+    groups: dict[str, tuple[list[str], SourceOptions]] = {}
+    for root, options in sorted((store.metadata().get(SOURCES_KEY) or {}).items()):
+        key = json.dumps(options, sort_keys=True)
+        groups.setdefault(key, ([], SourceOptions.from_dict(options)))[0].append(root)
+    return list(groups.values())
 
 
 def _target(

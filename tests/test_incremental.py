@@ -413,3 +413,48 @@ def test_one_document_is_counted_in_the_singular(tmp_path: Path) -> None:
     said = json.loads(result.stdout)
     assert (said["collection"], said["documents"], said["chunks"]) == ("default", 1, 1)
     assert said["left_out"] == {".png": 1} and said["skipped"] == []
+
+
+def test_update_indexes_every_remembered_root_with_its_own_options(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    notes, src = tmp_path / "notes", tmp_path / "src"
+    notes.mkdir()
+    src.mkdir()
+    (notes / "a.md").write_text("# A\n\nFirst note.")
+    (src / "main.c").write_text("int main(void) { return 0; }")
+    (src / "README").write_text("A small program.")
+    index(notes, data)
+    index(src, data, "--include", "*.c")  # only the C file, as asked
+    (notes / "a.md").write_text("# A\n\nFirst note, edited.")
+    (notes / "b.md").write_text("# B\n\nA new note.")
+    (src / "main.c").unlink()
+    (src / "util.c").write_text("int add(int a, int b) { return a + b; }")
+    result = cli("update", "--data-dir", data, "--json")
+    runs, rest = [], result.stdout.strip()
+    while rest:  # one JSON object per group of roots
+        run, end = json.JSONDecoder().raw_decode(rest)
+        runs.append(run)
+        rest = rest[end:].strip()
+    assert [run["changes"] for run in runs] == [
+        {"new": 1, "changed": 1, "unchanged": 0, "removed": 0},  # notes, as indexed
+        {"new": 1, "changed": 0, "unchanged": 0, "removed": 1},  # src, still *.c only
+    ]
+    assert ids(data) == ["a.md", "b.md", "util.c"]
+    # Nothing changed since: nothing to do.
+    again = cli("update", "--data-dir", data).stderr
+    assert again.count("0 new, 0 changed") == 2
+
+
+def test_update_of_a_collection_that_remembers_no_roots_says_what_to_do(tmp_path: Path) -> None:
+    cli("update", "--data-dir", tmp_path / "data", code=1)  # no collection: the usual error
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nText.")
+    index(tmp_path / "docs", tmp_path / "data")
+    client = connect(data_dir=tmp_path / "data")
+    store = client.collection("default")
+    meta = store.metadata()
+    del meta["sources"]
+    (store.folder / "collection.json").write_text(json.dumps(meta))
+    client.close()
+    said = cli("update", "--data-dir", tmp_path / "data", code=1).stderr
+    assert "records no folders or files" in said and "twinsearch index PATH" in said
