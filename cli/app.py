@@ -9,6 +9,7 @@ from twinsearch._version import __version__
 from twinsearch.cli.eval import eval_
 from twinsearch.cli.index import index
 from twinsearch.cli.info import alias, drop, info
+from twinsearch.cli.mcp_server import mcp
 from twinsearch.cli.migrate import migrate
 from twinsearch.cli.search import search
 from twinsearch.cli.serve import serve
@@ -37,6 +38,7 @@ app.command()(compare)
 app.command()(drop)
 app.command()(alias)
 app.command()(serve)
+app.command()(mcp)
 app.command()(migrate)
 
 

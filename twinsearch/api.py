@@ -14,9 +14,8 @@ postpone them, and is imported only by `twinsearch serve`.
 import hmac
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -34,6 +33,7 @@ from twinsearch.errors import (
     TwinsearchError,
 )
 from twinsearch.nouns import MAX_K, MODES, SearchMode
+from twinsearch.session import Searchers
 from twinsearch.settings import Settings
 
 log = logging.getLogger("twinsearch.api")
@@ -108,41 +108,6 @@ def _problem(error: dict[str, Any]) -> str:
 
 def _validation_message(errors: Sequence[Any]) -> str:
     return "; ".join(dict.fromkeys(_problem(error) for error in errors))
-
-
-class Searchers:
-    """One open searcher per collection, opened on first use, shared by all requests."""
-
-    def __init__(self, settings: Settings) -> None:
-        from twinsearch.session import open_client
-
-        self.settings = settings
-        self._stack = ExitStack()
-        self.client = self._stack.enter_context(open_client(settings))
-        self._open: dict[str, Any] = {}
-        self._opening = threading.Lock()
-        # The embedded engine is used by one thread at a time; a server takes many.
-        self.lock: Any = threading.Lock() if settings.qdrant_url is None else nullcontext()
-        """Held for every use of the store."""
-
-    def get(self, name: str) -> Any:
-        """The searcher for what ``name`` stands for now: an alias switched by a re-index
-        is followed on the next request."""
-        store = self.client.collection(name)
-        with self._opening:
-            cached = self._open.get(store.name)
-            if cached is None or cached.store is not store:  # new, or dropped and made again
-                from twinsearch.collection import open_for_search
-                from twinsearch.search import Searcher
-                from twinsearch.session import query_encoder
-
-                encoder = query_encoder(self.settings, store)
-                opened = open_for_search(self.client, name, encoder)
-                self._open[store.name] = Searcher.for_store(opened, encoder)
-            return self._open[store.name]
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 def _errors_in_one_shape(app: Any) -> None:

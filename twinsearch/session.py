@@ -10,10 +10,11 @@ person should be told comes back through ``say`` (a line, "note: ..." or "warnin
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twinsearch.settings import Settings
 
@@ -171,3 +172,36 @@ def open_searcher(
             yield Searcher.for_store(store, encoder)
         finally:
             encoder.close()
+
+
+class Searchers:
+    """One open searcher per collection, opened on first use and kept, for a process that
+    answers many searches (the HTTP API, the MCP server)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack = ExitStack()
+        self.client = self._stack.enter_context(open_client(settings))
+        self._open: dict[str, Any] = {}
+        self._opening = threading.Lock()
+        # The embedded engine is used by one thread at a time; a server takes many.
+        self.lock: Any = threading.Lock() if settings.qdrant_url is None else nullcontext()
+        """Held for every use of the store."""
+
+    def get(self, name: str) -> Any:
+        """The searcher for what ``name`` stands for now: an alias switched by a re-index
+        is followed on the next request."""
+        store = self.client.collection(name)
+        with self._opening:
+            cached = self._open.get(store.name)
+            if cached is None or cached.store is not store:  # new, or dropped and made again
+                from twinsearch.collection import open_for_search
+                from twinsearch.search import Searcher
+
+                encoder = query_encoder(self.settings, store)
+                opened = open_for_search(self.client, name, encoder)
+                self._open[store.name] = Searcher.for_store(opened, encoder)
+            return self._open[store.name]
+
+    def close(self) -> None:
+        self._stack.close()

@@ -1,0 +1,1 @@
+../../twinsearch/mcp_server.py
