@@ -212,6 +212,20 @@ def test_a_store_locked_by_another_process(data: Path, locked: None) -> None:
     assert "in use by another twinsearch process" in line
 
 
+def test_a_held_collection_is_said_before_any_model_loads(
+    data: Path, locked: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twinsearch import session
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before the lock was checked")
+
+    monkeypatch.setattr(session, "load_encoder", no_model)
+    result = runner.invoke(app, ["index", str(EXAMPLES / "corpus"), "--data-dir", str(data)])
+    assert result.exit_code == 1
+    assert "in use by another twinsearch process" in result.stderr
+
+
 def test_nothing_is_lost_after_the_errors(data: Path, tmp_path: Path) -> None:
     """Commands that fail on a collection (a bad path, a model that does not load, another
     encoder, a store held by another process) leave it as it was."""
