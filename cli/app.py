@@ -16,6 +16,7 @@ from twinsearch.cli.serve import serve
 from twinsearch.cli.shell import shell
 from twinsearch.cli.train import compare, train
 from twinsearch.cli.update import update
+from twinsearch.cli.watch import watch
 
 app = typer.Typer(
     name="twinsearch",
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.command()(index)
 app.command()(update)
+app.command()(watch)
 app.command()(search)
 app.command()(info)
 app.command("eval")(eval_)

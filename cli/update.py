@@ -39,38 +39,51 @@ def update(
     """Index again every folder and file the collection was indexed from, each with the
     options it was indexed with: new and changed documents embedded, removed ones deleted.
     """
+    settings = settings_from(collection=name, data_dir=data_dir, qdrant_url=qdrant_url)
+    with open_client(settings) as client:
+        settings, groups = remembered(client, settings)
+        for roots, options in groups:
+            update_roots(client, settings, roots, options, json_out)
+
+
+def remembered(client: Any, settings: Any) -> tuple[Any, list[tuple[list[str], Any]]]:
+    """The settings' collection's remembered roots, grouped by their reading options, and
+    the settings with the collection's own chunking (other settings would be refused)."""
     import dataclasses
 
     from twinsearch.errors import ConfigError
     from twinsearch.indexer.update import remembered_sources
 
-    settings = settings_from(collection=name, data_dir=data_dir, qdrant_url=qdrant_url)
-    with open_client(settings) as client:
-        store = client.collection(settings.collection)
-        store.require()
-        meta = store.metadata()
-        groups = remembered_sources(store)
-        if not groups:
-            raise ConfigError(
-                f"collection {settings.collection!r} records no folders or files (it was "
-                "indexed before collections remembered them); index them once with "
-                f"`twinsearch index PATH... -c {settings.collection}`"
-            )
-        # The collection's own chunking: other settings would be refused.
-        chunking = meta.get("chunking", {})
-        settings = dataclasses.replace(
-            settings, chunk_size=chunking.get("window"), chunk_overlap=chunking.get("overlap")
+    store = client.collection(settings.collection)
+    store.require()
+    groups = remembered_sources(store)
+    if not groups:
+        raise ConfigError(
+            f"collection {settings.collection!r} records no folders or files (it was "
+            "indexed before collections remembered them); index them once with "
+            f"`twinsearch index PATH... -c {settings.collection}`"
         )
-        for roots, options in groups:
-            _update_roots(client, settings, roots, options, json_out)
+    chunking = store.metadata().get("chunking", {})
+    settings = dataclasses.replace(
+        settings, chunk_size=chunking.get("window"), chunk_overlap=chunking.get("overlap")
+    )
+    return settings, groups
 
 
-def _update_roots(
-    client: Any, settings: Any, roots: list[str], options: Any, json_out: bool
+def update_roots(
+    client: Any,
+    settings: Any,
+    roots: list[str],
+    options: Any,
+    json_out: bool = False,
+    quiet: bool = False,
 ) -> None:
-    """One `twinsearch index` run over ``roots``, which were indexed with ``options``."""
+    """One `twinsearch index` run over ``roots``, which were indexed with ``options``.
+    ``quiet``: no progress bar, and no word of files that vanished while being read (a
+    watcher hears of their removal next)."""
     from twinsearch.indexer.pipeline import IndexReport
     from twinsearch.indexer.sources import Corpus
+    from twinsearch.indexer.update import no_progress
     from twinsearch.indexer.update import update as index_update
 
     present = [root for root in roots if Path(root).exists()]
@@ -84,8 +97,10 @@ def _update_roots(
         return
     report = IndexReport()
     corpus = Corpus([Path(root) for root in present], options, on_skip=report.skip)
+    progress = no_progress if quiet else index_progress
     try:
-        index_update(client, settings, corpus, report, on_event=say, progress=index_progress)
+        index_update(client, settings, corpus, report, on_event=say, progress=progress)
     finally:
-        print_skips(report.skipped)
+        gone = {where for where, _ in report.skipped if quiet and not Path(where).exists()}
+        print_skips([(where, why) for where, why in report.skipped if where not in gone])
     print_outcome(corpus, report, settings.collection, json_out)

@@ -59,7 +59,7 @@ Progress = Callable[[Corpus, IndexReport], None]
 
 
 @contextmanager
-def _no_progress() -> Iterator[Progress]:
+def no_progress() -> Iterator[Progress]:
     yield lambda corpus, report: None
 
 
@@ -77,7 +77,7 @@ def update(
     *,
     reindex: bool = False,
     on_event: Callable[[Event], None] = lambda event: None,
-    progress: Callable[[], AbstractContextManager[Progress]] = _no_progress,
+    progress: Callable[[], AbstractContextManager[Progress]] = no_progress,
 ) -> None:
     """Index ``corpus`` into the settings' collection: new and changed documents embedded,
     removed ones deleted (see ``pipeline.index_corpus``). With ``reindex`` and a model other
