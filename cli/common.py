@@ -82,10 +82,12 @@ Model = Annotated[
 
 
 ModeOption = Annotated[
-    SearchMode,
+    SearchMode | None,
     typer.Option(
         "--mode",
-        help="dense: the model (each hit shows the cosine similarity of its best passage to "
+        show_default=False,
+        help="[default: hybrid, or dense for a collection without BM25 vectors] "
+        "dense: the model (each hit shows the cosine similarity of its best passage to "
         "the query: 1 is the same meaning, around 0.1 unrelated); bm25: keywords (shows how "
         "many of the query's terms the passage holds); hybrid: both rankings fused by rank "
         "(shows both); --json adds the raw ranking score",

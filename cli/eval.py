@@ -81,7 +81,7 @@ def eval_(
     dataset: DatasetPath,
     split: Split = "test",
     model: EvalModel = None,
-    mode: ModeOption = SearchMode.dense,
+    mode: ModeOption = None,
     truncate: Truncate = False,
     run_file: RunFile = None,
     json_out: JsonOut = False,
@@ -109,14 +109,14 @@ def eval_(
     data = _dataset(dataset, split)
     encoder, chunking = _encoder(settings, truncate)
     name = collection_name(dataset, encoder.fingerprint, truncate)
-    run, query_seconds = _run(settings, name, encoder, chunking, data, mode)
+    run, query_seconds, used = _run(settings, name, encoder, chunking, data, mode)
     metrics = score(run, data.qrels)
     if run_file:
-        write_trec_run(run, run_file, f"twinsearch-{mode.value}")
+        write_trec_run(run, run_file, f"twinsearch-{used}")
     result = {
         **{k: round(v, 4) for k, v in metrics.items()},
         "queries": len(data.queries),
-        "mode": mode.value,
+        "mode": used,
         "model": encoder.name,
         "split": split,
         "truncate": truncate,
@@ -158,10 +158,10 @@ def _run(
     encoder: Encoder,
     chunking: ChunkSettings,
     data: Dataset,
-    mode: SearchMode,
-) -> tuple[dict[str, list[Hit]], float]:
+    mode: SearchMode | None,
+) -> tuple[dict[str, list[Hit]], float, str]:
     """Every query's ranking from collection ``name`` (the corpus indexed into it first, if
-    it is not there yet), and the seconds the queries took."""
+    it is not there yet), the seconds the queries took, and the mode they ran in."""
     from twinsearch.evaluate import run_queries
     from twinsearch.indexer.update import write_batch
     from twinsearch.search import Searcher
@@ -169,8 +169,10 @@ def _run(
     with open_client(settings) as client:
         store = _index(client, name, encoder, chunking, data.corpus, write_batch(settings))
         query_started = time.perf_counter()
-        run = run_queries(Searcher.for_store(store, encoder), data.queries, mode.value)
-        return run, time.perf_counter() - query_started
+        searcher = Searcher.for_store(store, encoder)
+        used = mode.value if mode else searcher.default_mode
+        run = run_queries(searcher, data.queries, used)
+        return run, time.perf_counter() - query_started, used
 
 
 def _index(

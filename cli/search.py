@@ -15,7 +15,6 @@ from twinsearch.cli.common import (
     Model,
     ModeOption,
     QdrantUrl,
-    SearchMode,
     Threads,
     errors_to_exit,
     open_searcher,
@@ -41,7 +40,7 @@ def search(
     ] = 10,
     collection: Collection = None,
     model: Model = None,
-    mode: ModeOption = SearchMode.dense,
+    mode: ModeOption = None,
     where: Annotated[
         list[str] | None,
         typer.Option(
@@ -69,7 +68,7 @@ def search(
         qdrant_url=qdrant_url,
     )
     with open_searcher(settings, first_query=query) as searcher:
-        hits = searcher.search(query, top_k, mode.value, conditions or None)
+        hits = searcher.search(query, top_k, mode and mode.value, conditions or None)
         # Shown before the collection closes, which takes a few hundredths of a second.
         if json_out:
             print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))

@@ -191,7 +191,7 @@ class Session:
 def shell(
     collection: Collection = None,
     model: Model = None,
-    mode: ModeOption = SearchMode.dense,
+    mode: ModeOption = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=MAX_K)] = 10,
     where: Annotated[
         list[str] | None,
@@ -219,12 +219,13 @@ def shell(
         qdrant_url=qdrant_url,
     )
     with open_searcher(settings) as searcher:
-        searcher.search("warm up", 1, mode.value)
+        chosen = mode.value if mode else searcher.default_mode
+        searcher.search("warm up", 1, chosen)
         name = searcher.encoder.name
         session = Session(
             searcher,
             top_k,
-            mode.value,
+            chosen,
             lambda hits: print_hits(out, hits, searcher.shared_ids(hits)),
             where or [],
         )

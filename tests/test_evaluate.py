@@ -143,10 +143,12 @@ def test_eval_cli_end_to_end(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.stderr
     assert "indexed 6 documents" in first.stderr
     result = json.loads(first.stdout)
-    assert result["queries"] == 5 and result["mode"] == "dense" and result["model"] == "hashing:256"
+    assert (
+        result["queries"] == 5 and result["mode"] == "hybrid" and result["model"] == "hashing:256"
+    )
     assert result["ndcg@10"] == pytest.approx(1.0)  # each query shares words with its document
     run_file = tmp_path / "run.trec"
-    for mode in ["bm25", "hybrid", "dense"]:
+    for mode in ["bm25", "dense", "hybrid"]:
         again = runner.invoke(app, [*args, "--json", "--mode", mode, "--run", str(run_file)])
         assert again.exit_code == 0, again.stderr
         assert "indexed" not in again.stderr  # the collection is reused
@@ -156,7 +158,9 @@ def test_eval_cli_end_to_end(tmp_path: Path) -> None:
         "query_seconds": 0,
     }
     lines = run_file.read_text().splitlines()
-    assert lines[0].split()[:4] == ["q1", "Q0", "d1", "1"] and lines[0].endswith("twinsearch-dense")
+    assert lines[0].split()[:4] == ["q1", "Q0", "d1", "1"] and lines[0].endswith(
+        "twinsearch-hybrid"
+    )
     assert len(lines) == 5 * 6
     human = runner.invoke(app, args)
     assert "  nDCG@10     1.0000\n" in human.stdout and "5 queries" in human.stdout

@@ -60,7 +60,10 @@ ERRORS = {
     500: "A failure the server did not expect",
     503: "The collection is in use by another process",
 }
-MODE_HELP = "dense: the model; bm25: keywords; hybrid: both, fused by rank"
+MODE_HELP = (
+    "dense: the model; bm25: keywords; hybrid: both, fused by rank [default: hybrid, or "
+    "dense for a collection without BM25 vectors]"
+)
 
 
 class Error(BaseModel):
@@ -171,7 +174,7 @@ class SearchRequest(BaseModel):
     q: str = Field(pattern=NOT_BLANK, description="What to look for, in plain words")
     k: int = Field(10, ge=1, le=MAX_K, description="Documents to return")
     collection: str | None = Field(None, description="Collection [default: the server's]")
-    mode: SearchMode = Field(SearchMode.dense, description=MODE_HELP)
+    mode: SearchMode | None = Field(None, description=MODE_HELP)
     where: list[str] = Field(default_factory=list, description=WHERE_HELP)
 
 
@@ -262,7 +265,7 @@ def _search_routes(
         collection: Annotated[
             str | None, Query(description="Collection [default: the server's]")
         ] = None,
-        mode: Annotated[SearchMode, Query(description=MODE_HELP)] = SearchMode.dense,
+        mode: Annotated[SearchMode | None, Query(description=MODE_HELP)] = None,
         where: Annotated[list[str] | None, Query(description=WHERE_HELP + "; repeatable")] = None,
         _: None = Depends(authorised),
     ) -> list[dict[str, Any]]:

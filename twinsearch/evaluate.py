@@ -80,7 +80,7 @@ def load_dataset(folder: Path, split: str, corpus_ids: Callable[[Path], set[str]
 def run_queries(
     searcher: Searcher,
     queries: Mapping[str, str],
-    mode: Mode = "dense",
+    mode: Mode | None = None,
     k: int = DEPTH,
     batch_size: int = 64,
     on_progress: Callable[[int], None] = lambda done: None,

@@ -43,14 +43,15 @@ def create_server(settings: Settings) -> Any:
     def search(
         query: str,
         k: int = 10,
-        mode: str = "dense",
+        mode: str | None = None,
         where: list[str] | None = None,
         collection: str | None = None,
     ) -> Any:
         """The k documents (1 to 1000) nearest to query, best first: id, title, source
         file, score, the matching passage. mode: dense (meaning), bm25 (keywords) or hybrid
-        (both). where: filters such as "ext=.md" or "modified>=2026-01-01", all of which must
-        hold. collection: which one (default: the server's)."""
+        (both; the default where the collection has BM25 vectors). where: filters such as
+        "ext=.md" or "modified>=2026-01-01", all of which must hold. collection: which one
+        (default: the server's)."""
         from twinsearch.filters import parse_where
 
         # k, mode and the query are checked by the Searcher, whose errors name the fix.
