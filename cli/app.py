@@ -7,6 +7,7 @@ import typer
 
 from twinsearch._version import __version__
 from twinsearch.cli.eval import eval_
+from twinsearch.cli.get import get
 from twinsearch.cli.index import index
 from twinsearch.cli.info import alias, drop, info
 from twinsearch.cli.migrate import migrate
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.command()(index)
 app.command()(search)
+app.command()(get)
 app.command()(info)
 app.command("eval")(eval_)
 app.command()(shell)

@@ -15,7 +15,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from twinsearch.errors import ConfigError, DocumentNotFound
@@ -148,13 +148,27 @@ def _matches(store: Store, doc_id: str, root_name: str | None) -> list[tuple[str
     return found
 
 
-def find(store: Store, shown: str) -> StoredDocument:
-    """The document a search shows as ``shown``: its id, or ``FOLDER/id`` where the id alone
-    is ambiguous. Raises ``DocumentNotFound``, or ``ConfigError`` listing the choices."""
+def _of_file(store: Store, path: str) -> list[tuple[str, str]]:
+    """The documents that are all of the file ``path`` (records of it are not)."""
+    found = []
+    for _, payload in store.scroll(("root", "doc_id"), [Match("source", path), Match("chunk", 0)]):
+        root, doc_id = str(payload.get("root", "")), str(payload.get("doc_id", ""))
+        stored = StoredDocument(doc_id, root, path, "", "", ())
+        if stored.whole_file:
+            found.append((root, doc_id))
+    return found
+
+
+def find(store: Store, shown: str, folder: PurePath | None = None) -> StoredDocument:
+    """The document a search shows as ``shown``: its id, ``FOLDER/id`` where the id alone is
+    ambiguous, or (given the ``folder`` relative paths start from) its file's path. Raises
+    ``DocumentNotFound``, or ``ConfigError`` listing the choices."""
     keys = set(_matches(store, shown, None))
     if "/" in shown:
         root_name, doc_id = shown.split("/", 1)
         keys.update(_matches(store, doc_id, root_name))
+    if folder is not None and not keys:
+        keys.update(_of_file(store, str(Path(folder, shown).resolve())))
     if not keys:
         raise DocumentNotFound(
             f"no document {shown!r} in collection {store.name!r}; use an id as "
@@ -206,8 +220,32 @@ class Fetched:
     def lines(self) -> list[str]:
         return split_lines(self.text)
 
+    def window(self, first: int, count: int) -> list[str]:
+        """``count`` lines from line ``first`` (from 1), fewer at the end."""
+        lines = self.lines
+        if not 1 <= first <= len(lines):
+            raise ConfigError(
+                f"no line {first} in {self.document.doc_id}: it has lines 1 to {len(lines)}"
+            )
+        return lines[first - 1 : first - 1 + count]
 
-def fetch(store: Store, shown: str, reread: Reread) -> Fetched:
+
+def fetch_at(
+    store: Store, wanted: str, reread: Reread, folder: PurePath | None = None
+) -> tuple[Fetched, int | None]:
+    """``fetch`` for ``ID`` or ``ID:LINE`` (also ``PATH:LINE``, as search shows a hit), and
+    the line asked for. An id that itself ends in ``:N`` (a record's: ``corpus.jsonl:3``)
+    is taken whole first."""
+    try:
+        return fetch(store, wanted, reread, folder), None
+    except DocumentNotFound:
+        at_line = re.fullmatch(r"(.+):(\d+)", wanted)
+        if at_line is None:
+            raise
+    return fetch(store, at_line[1], reread, folder), int(at_line[2])
+
+
+def fetch(store: Store, shown: str, reread: Reread, folder: PurePath | None = None) -> Fetched:
     """The document ``shown``, from its file while that still holds what was indexed, else
     from the collection.
 
@@ -216,7 +254,7 @@ def fetch(store: Store, shown: str, reread: Reread) -> Fetched:
     (an HTML file's text, not its markup), and what is shown is that text. Comparing raw
     bytes could not be done (the collection keeps no hash of them), and comparing the text
     rebuilt from chunks would miss edits to whitespace between them."""
-    stored = find(store, shown)
+    stored = find(store, shown, folder)
     if not stored.whole_file:
         return Fetched(stored, stored.text, "index", f"a record of {stored.source}")
     try:
