@@ -7,6 +7,7 @@ import typer
 
 from twinsearch._version import __version__
 from twinsearch.cli.eval import eval_
+from twinsearch.cli.get import get
 from twinsearch.cli.index import index
 from twinsearch.cli.info import alias, drop, info
 from twinsearch.cli.mcp_server import mcp
@@ -32,6 +33,7 @@ app.command()(index)
 app.command()(update)
 app.command()(watch)
 app.command()(search)
+app.command()(get)
 app.command()(info)
 app.command("eval")(eval_)
 app.command()(shell)

@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -37,6 +38,17 @@ class LazyConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rich, name)
+
+    @contextmanager
+    def options(self, **options: Any) -> Iterator[None]:
+        """Made anew with ``options`` over its own while inside (one command of several run
+        in one process, as tests run them, leaves the next its defaults)."""
+        saved, console = self._options, self._console
+        self._options, self._console = {**saved, **options}, None
+        try:
+            yield
+        finally:
+            self._options, self._console = saved, console
 
 
 err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
@@ -98,6 +110,41 @@ Threads = Annotated[
     int | None, typer.Option(help="CPU threads for the encoder [default: free cores]")
 ]
 EncoderBatch = Annotated[int | None, typer.Option(help="Texts per encoder batch [default: 32]")]
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+ColorOption = Annotated[
+    Color,
+    typer.Option(
+        "--color",
+        help="auto: colour on a terminal, unless NO_COLOR is set; always: even into a pipe "
+        "or file; never",
+        case_sensitive=False,
+    ),
+]
+
+
+@contextmanager
+def colored(choice: Color) -> Iterator[None]:
+    """Both consoles as ``--color`` asks: ``auto`` leaves it to whether each writes to a
+    terminal, and to NO_COLOR (any value but empty turns colour off, as no-color.org says)."""
+    if choice is Color.always:
+        # "standard": any terminal's 16 colours, whatever TERM says about this one.
+        options: dict[str, Any] = {"force_terminal": True, "no_color": False}
+        options["color_system"] = "standard"
+    elif choice is Color.never or os.environ.get("NO_COLOR"):
+        options = {"color_system": None}
+    else:
+        options = {}
+    with out.options(**options), err.options(**options):
+        yield
+
+
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,10 +265,9 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 def shown_id(root: str, doc_id: str) -> str:
     """A document's id with the name of the folder it was indexed from, where ids alone are
     ambiguous: ``zstd/README.md`` and ``openssl/README.md``."""
-    from pathlib import PurePath
+    from twinsearch.documents import shown_id as shown
 
-    root_path = PurePath(root)
-    return doc_id if root_path.name == doc_id else f"{root_path.name}/{doc_id}"
+    return shown(root, doc_id)
 
 
 def settings_from(**flags: Any) -> Settings:

@@ -10,12 +10,15 @@ import typer
 
 from twinsearch.cli.common import (
     Collection,
+    Color,
+    ColorOption,
     DataDir,
     JsonOut,
     Model,
     ModeOption,
     QdrantUrl,
     Threads,
+    colored,
     errors_to_exit,
     open_searcher,
     out,
@@ -51,7 +54,25 @@ def search(
             "repeatable, all must hold)",
         ),
     ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            help="Leave out hits scoring under this: the cosine similarity of the best passage "
+            "in dense and hybrid modes (0 to 1), the raw BM25 score in bm25 mode (as --json's "
+            "score; it grows with the query's length)",
+            show_default=False,
+        ),
+    ] = None,
+    files: Annotated[
+        bool,
+        typer.Option("--files", help="Print each matching file once, one a line, nothing else"),
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Show each hit's whole passage, not one line of it")
+    ] = False,
     json_out: JsonOut = False,
+    color: ColorOption = Color.auto,
     threads: Threads = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -67,13 +88,20 @@ def search(
         data_dir=data_dir,
         qdrant_url=qdrant_url,
     )
-    with open_searcher(settings, first_query=query) as searcher:
+    with colored(color), open_searcher(settings, first_query=query) as searcher:
         hits = searcher.search(query, top_k, mode and mode.value, conditions or None)
+        if min_score is not None:
+            from twinsearch.search import at_least
+
+            hits = at_least(hits, min_score)
         # Shown before the collection closes, which takes a few hundredths of a second.
-        if json_out:
+        if files:
+            sources = list(dict.fromkeys(shown_path(hit.source) for hit in hits))
+            print(json.dumps(sources, ensure_ascii=False) if json_out else "\n".join(sources))
+        elif json_out:
             print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         else:
-            print_hits(out, hits, searcher.shared_ids(hits))
+            print_hits(out, hits, searcher.shared_ids(hits), full=full)
         sys.stdout.flush()
         if not hits and conditions:
             warn_empty_filter(searcher.store, conditions)
@@ -88,9 +116,14 @@ def warn_empty_filter(store: Any, conditions: list[Any]) -> None:
         err.print(f"warning: {reason}", markup=False)
 
 
-def print_hits(console: Any, hits: list[Any], shared: list[bool] | None = None) -> None:
-    """Each hit, with the name of the folder it was indexed from where its id is ``shared``
-    with documents of another (``Searcher.shared_ids``; by default, within ``hits``)."""
+def print_hits(
+    console: Any, hits: list[Any], shared: list[bool] | None = None, full: bool = False
+) -> None:
+    """Each hit: where it is, as ``FILE:LINE`` (which editors and terminals open there)
+    where its place in lines is known, else its id, with the name of the folder it was
+    indexed from where the id is ``shared`` with documents of another
+    (``Searcher.shared_ids``; by default, within ``hits``); then its passage, on one line
+    or ``full``."""
     if not hits:
         console.print("no results")
         return
@@ -100,13 +133,31 @@ def print_hits(console: Any, hits: list[Any], shared: list[bool] | None = None) 
         repeated = Counter(hit.doc_id for hit in hits)
         shared = [repeated[hit.doc_id] > 1 for hit in hits]
     for hit, ambiguous in zip(hits, shared, strict=True):
-        doc_id = shown_id(hit.root, hit.doc_id) if ambiguous else hit.doc_id
+        if hit.line is not None and hit.source:
+            where = f"{shown_path(hit.source)}:{hit.line}"
+        else:
+            where = shown_id(hit.root, hit.doc_id) if ambiguous else hit.doc_id
         console.print(
-            f"{hit.rank:>3}. {readable_score(hit)}  {_escape(doc_id)}  "
+            f"{hit.rank:>3}. {readable_score(hit)}  [magenta]{_escape(where)}[/magenta]  "
             f"[bold]{_escape(hit.title)}[/bold]"
         )
-        console.print(f"     {_escape(_one_line(hit.snippet))}")
+        if full:
+            for line in hit.snippet.splitlines():
+                console.print(f"     {_escape(line)}")
+        else:
+            console.print(f"     {_escape(_one_line(hit.snippet))}")
         console.print()
+
+
+def shown_path(source: str) -> str:
+    """A file's path, relative to the current folder when it is under it."""
+    from pathlib import Path
+
+    path = Path(source)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return source
 
 
 def readable_score(hit: Any) -> str:

@@ -7,12 +7,11 @@ run killed half-way through a document leaves it to be indexed again, never half
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 
+from twinsearch.documents import content_sha
 from twinsearch.nouns import Document
 from twinsearch.stores import Store
 
@@ -32,14 +31,6 @@ class Change(str, Enum):
     changed = "changed"
     unchanged = "unchanged"
     removed = "removed"
-
-
-def content_sha(doc: Document) -> str:
-    digest = hashlib.sha256()
-    for part in (doc.title, doc.text, json.dumps(doc.fields, sort_keys=True, default=str)):
-        digest.update(part.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:32]
 
 
 @dataclass

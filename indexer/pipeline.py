@@ -17,6 +17,7 @@ from threading import Thread
 from typing import Any
 
 from twinsearch.collection import open_for_write, point_id
+from twinsearch.documents import Lines, Place
 from twinsearch.encoders import Encoder
 from twinsearch.errors import SourceError
 from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
@@ -73,12 +74,16 @@ class _Planned:
     sha: str
     change: Change
     chunks: list[Chunk]
+    places: list[Place] | None = None
+    """Each chunk's place in lines, for a document whose text is its file's."""
 
 
 _DONE = object()
 
 
-def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, object]:
+def _payload(
+    doc: Document, chunk: Chunk, sha: str, n_chunks: int, place: Place | None
+) -> dict[str, object]:
     payload: dict[str, object] = {
         "doc_id": doc.doc_id,
         "chunk": chunk.index,
@@ -92,6 +97,8 @@ def _payload(doc: Document, chunk: Chunk, sha: str, n_chunks: int) -> dict[str, 
         "start": chunk.start,
         "end": chunk.end,
     }
+    if place is not None:
+        payload.update(line=place.line, column=place.column, end_line=place.end_line)
     if doc.modified:
         payload["modified"] = doc.modified
     if doc.fields:
@@ -199,7 +206,11 @@ class Indexer:
                 self.report.skip(doc.source, f"no text to index in {doc.doc_id!r}")
                 return None
             self.report.chunks_planned += len(chunks)
-        return _Planned(doc, sha, change, chunks)
+        places = None
+        if doc.lines and chunks:
+            lines = Lines(doc.text)
+            places = [lines.place(chunk.start, chunk.end) for chunk in chunks]
+        return _Planned(doc, sha, change, chunks, places)
 
     def _schedule(self, work: _Planned) -> None:
         self.report.changes[work.change.value] += 1
@@ -231,7 +242,9 @@ class Indexer:
                 Point(
                     point_id(w.doc.root, w.doc.doc_id, c.index),
                     v,
-                    _payload(w.doc, c, w.sha, len(w.chunks)),
+                    _payload(
+                        w.doc, c, w.sha, len(w.chunks), w.places[c.index] if w.places else None
+                    ),
                     t,
                 )
                 for (w, c), v, t in zip(batch, vectors, terms, strict=True)

@@ -300,25 +300,50 @@ class Corpus:
                 for parsed in records:
                     self.done_bytes = start + raw.tell()
                     doc_id = parsed.key or f"{rel}:{parsed.number}"
-                    yield self._document(parsed, source, doc_id, modified)
+                    yield _document(parsed, source, doc_id, modified)
             return
-        reader = (
-            read_html
-            if suffix in HTML_SUFFIXES
-            else read_pdf
-            if suffix in PDF_SUFFIXES
-            else read_text  # the text types, and text files of any other name
-        )
+        reader = _reader(suffix)
         for parsed in reader(path, path.read_bytes()):
-            yield self._document(parsed, source, rel, modified)
+            yield _document(parsed, source, rel, modified, lines=reader is read_text)
 
-    def _document(self, parsed: Parsed, source: _Source, doc_id: str, modified: str) -> Document:
-        return Document(
-            doc_id=doc_id,
-            text=parsed.text,
-            title=parsed.title,
-            source=str(source.path),
-            root=str(source.root),
-            modified=modified,
-            fields=parsed.fields or {},
-        )
+
+def _reader(suffix: str) -> Callable[[Path, bytes], Iterator[Parsed]]:
+    """How a file that is one document is read."""
+    if suffix in HTML_SUFFIXES:
+        return read_html
+    if suffix in PDF_SUFFIXES:
+        return read_pdf
+    return read_text  # the text types, and text files of any other name
+
+
+def _document(
+    parsed: Parsed, source: _Source, doc_id: str, modified: str, lines: bool = False
+) -> Document:
+    return Document(
+        doc_id=doc_id,
+        text=parsed.text,
+        title=parsed.title,
+        source=str(source.path),
+        root=str(source.root),
+        modified=modified,
+        fields=parsed.fields or {},
+        lines=lines,
+    )
+
+
+def read_again(source: str, root: str) -> Document | None:
+    """The document of file ``source``, indexed from ``root``, as indexing reads it now;
+    None for a record file, or a file that no longer reads as a document. Raises
+    ``OSError`` when it cannot be read (``FileNotFoundError`` when it is gone)."""
+    path, base = Path(source), Path(root)
+    suffix = suffix_of(path)
+    if suffix in RECORD_SUFFIXES:
+        return None
+    single = path == base
+    rel = path.name if single else path.relative_to(base).as_posix()
+    reader = _reader(suffix)
+    try:
+        [parsed] = reader(path, path.read_bytes())
+    except (Skip, ValueError):
+        return None
+    return _document(parsed, _Source(base, path, single), rel, "", lines=reader is read_text)

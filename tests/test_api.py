@@ -64,6 +64,7 @@ def test_get_and_post_give_the_cli_hits(data: Path) -> None:
         filtered = api.get("/search", params={"q": "tides", "where": "ext=.md"})
         assert filtered.json() == expected_md
         assert {h["source"].rsplit(".", 1)[1] for h in filtered.json()} == {"md"}
+        assert all(h["line"] >= 1 and h["end_line"] >= h["line"] for h in filtered.json())
         other = api.get("/search", params={"q": "tides", "collection": "other"})
         assert other.status_code == 200 and other.json()
 

@@ -158,6 +158,9 @@ class Hit(BaseModel):
     source: str | None = None
     root: str | None = None
     chunk: int
+    line: int | None = Field(None, description="Line of the file where the passage starts")
+    column: int | None = Field(None, description="Its column there, in characters, from 1")
+    end_line: int | None = Field(None, description="Line of the file where the passage ends")
     mode: SearchMode = SearchMode.dense
     similarity: float | None = Field(
         None, description="Cosine similarity of the best passage to q (dense, hybrid)"

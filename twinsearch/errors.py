@@ -7,6 +7,7 @@
     ├── ModelError             a model that cannot be loaded
     └── StoreError             the vector store refused or failed
         ├── CollectionNotFound     no collection of that name
+        ├── DocumentNotFound       no document of that id in the collection
         ├── CollectionLocked       another process holds the embedded collection
         └── EncoderMismatch        the collection was built with another encoder or chunker
 
@@ -46,6 +47,10 @@ class StoreError(TwinsearchError):
 
 
 class CollectionNotFound(StoreError):
+    pass
+
+
+class DocumentNotFound(StoreError):
     pass
 
 

@@ -22,6 +22,9 @@ class Document:
     """The source file's modification time, RFC 3339 in UTC."""
     fields: dict[str, Any] = field(default_factory=dict)
     """User fields: the other keys of a JSONL/JSON record, the other columns of a CSV row."""
+    lines: bool = False
+    """Whether ``text`` is its file's text as it stands, line for line (a text file), so
+    that offsets into it are places in the file: not for HTML, PDF or records."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ class Hit:
     terms: tuple[int, int] | None = None
     """(query terms in the best chunk, query terms), after stemming and stopwords (bm25 and
     hybrid modes)."""
+    line: int | None = None
+    """Where the best chunk starts in its file, from 1, and the line it ends on: for text
+    files (None for records, HTML and PDF, and in collections indexed before lines were)."""
+    column: int | None = None
+    end_line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +105,9 @@ class Hit:
             "source": self.source,
             "root": self.root,
             "chunk": self.chunk,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
             "mode": self.mode,
             "similarity": self.similarity,
             "terms_matched": None if self.terms is None else self.terms[0],

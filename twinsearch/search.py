@@ -16,7 +16,7 @@ from twinsearch.nouns import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, S
 from twinsearch.sparse import Bm25
 from twinsearch.stores import Filter, Match, Store
 
-__all__ = ["MAX_K", "MODES", "Mode", "SearchMode", "Searcher", "retrieve", "search"]
+__all__ = ["MAX_K", "MODES", "Mode", "SearchMode", "Searcher", "at_least", "retrieve", "search"]
 
 
 def _best_per_document(points: list[ScoredPoint]) -> dict[tuple[str, str], ScoredPoint]:
@@ -78,7 +78,14 @@ def _hit(rank: int, point: ScoredPoint, mode: str) -> Hit:
         source=str(payload.get("source", "")),
         chunk=int(payload.get("chunk", 0)),
         mode=mode,
+        line=_whole(payload.get("line")),
+        column=_whole(payload.get("column")),
+        end_line=_whole(payload.get("end_line")),
     )
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _cosine(a: Any, b: Any) -> float:
@@ -182,6 +189,18 @@ class Searcher:
             [chunk] = self.bm25.encode_documents([f"{hit.title}\n{hit.snippet}"])
             matched = (len(set(terms.indices) & set(chunk.indices)), len(set(terms.indices)))
         return replace(hit, similarity=similarity, terms=matched)
+
+
+def at_least(hits: Sequence[Hit], minimum: float) -> list[Hit]:
+    """The hits whose readable score is ``minimum`` or more: the cosine similarity of the best
+    passage in dense and hybrid modes (a fusion score only orders), the BM25 score in bm25."""
+    return [hit for hit in hits if _readable_score(hit) >= minimum]
+
+
+def _readable_score(hit: Hit) -> float:
+    if hit.mode == "bm25" or hit.similarity is None:
+        return hit.score
+    return hit.similarity
 
 
 def search(

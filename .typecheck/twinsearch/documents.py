@@ -1,0 +1,1 @@
+../../twinsearch/documents.py
