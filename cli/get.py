@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,8 +17,7 @@ from twinsearch.cli.common import (
     open_client,
     settings_from,
 )
-
-AROUND_LINES = 20
+from twinsearch.nouns import AROUND_LINES
 
 
 @errors_to_exit
@@ -50,7 +49,7 @@ def get(
     collection holds it (stderr says which)."""
     from pathlib import Path
 
-    from twinsearch.documents import fetch_at, numbered
+    from twinsearch.documents import described, fetch_at, numbered
     from twinsearch.indexer.sources import read_again
 
     settings = settings_from(collection=collection, data_dir=data_dir, qdrant_url=qdrant_url)
@@ -58,30 +57,14 @@ def get(
         store = client.collection(settings.collection)
         store.require()
         fetched, line = fetch_at(store, wanted, read_again, Path.cwd())
-    document = fetched.document
-    first = line if line is not None else 1
-    window = None
-    if line is not None or lines is not None:
-        window = fetched.window(first, lines or AROUND_LINES)
+    shown = described(fetched, line, lines)
     err.print(
         "from the file" if fetched.origin == "file" else f"from the index: {fetched.why}",
         markup=False,
     )
     if json_out:
-        shown: dict[str, Any] = {
-            "id": document.doc_id,
-            "root": document.root,
-            "source": document.source,
-            "title": document.title,
-            "from": fetched.origin,
-            "why": fetched.why or None,
-        }
-        if window is None:
-            shown["text"] = fetched.text
-        else:
-            shown.update(start_line=first, lines=window)
         print(json.dumps(shown, ensure_ascii=False, indent=2))
-    elif window is None:
+    elif "text" in shown:
         print("\n".join(fetched.lines))
     else:
-        print("\n".join(numbered(window, first)))
+        print("\n".join(numbered(shown["lines"], shown["start_line"])))

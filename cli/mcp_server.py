@@ -10,8 +10,8 @@ def mcp(
     collection: Collection = None, data_dir: DataDir = None, qdrant_url: QdrantUrl = None
 ) -> None:
     """Serve search to agents over the Model Context Protocol, on stdin and stdout: tools
-    `search` and `collections`, answering with the JSON `search --json` and `info --json`
-    print."""
+    `search`, `get` and `collections`, answering with the JSON `search --json`,
+    `get --json` and `info --json` print."""
     import logging
 
     from twinsearch.errors import ConfigError
@@ -25,4 +25,6 @@ def mcp(
         ) from None
     logging.basicConfig(level=logging.WARNING)  # on stderr: stdout is the protocol's
     settings = settings_from(collection=collection, data_dir=data_dir, qdrant_url=qdrant_url)
-    create_server(settings).run("stdio")
+    from twinsearch.indexer.sources import read_again
+
+    create_server(settings, read_again).run("stdio")

@@ -53,7 +53,7 @@ def test_the_tools_answer_as_the_command_line_does(tmp_path: Path) -> None:
     (docs / "tides.md").write_text("# Tides\n\nThe moon pulls the sea twice a day.")
     (docs / "bees.md").write_text("# Bees\n\nBees dance to tell the hive about flowers.")
     cli("index", docs, "--model", "hashing", "--data-dir", data)
-    tools, (found, hybrid, listed, bad) = asyncio.run(
+    tools, (found, hybrid, listed, bad, got) = asyncio.run(
         _session(
             data,
             [
@@ -61,12 +61,17 @@ def test_the_tools_answer_as_the_command_line_does(tmp_path: Path) -> None:
                 ("search", {"query": "bees hive", "mode": "hybrid", "where": ["ext=.md"]}),
                 ("collections", {}),
                 ("search", {"query": "moon", "mode": "fuzzy"}),
+                ("get", {"id": "tides.md", "line": 3, "lines": 1}),
             ],
         )
     )
-    assert tools == ["collections", "search"]
+    assert tools == ["collections", "get", "search"]
     expected = json.loads(cli("search", "moon sea", "-k", "2", "--json", "--data-dir", data))
     assert _json(found) == expected
     assert _json(hybrid)[0]["doc_id"] == "bees.md"
     assert [c["name"] for c in _json(listed)["collections"]] == ["default"]
     assert bad.is_error and "unknown search mode 'fuzzy'" in bad.content[0].text
+    expected_get = json.loads(cli("get", "tides.md:3", "-l", "1", "--json", "--data-dir", data))
+    assert _json(got) == expected_get and expected_get["lines"] == [
+        "The moon pulls the sea twice a day."
+    ]

@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from twinsearch.errors import ConfigError, DocumentNotFound
-from twinsearch.nouns import Document
+from twinsearch.nouns import AROUND_LINES, Document
 from twinsearch.stores import Match, Store
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -266,6 +266,26 @@ def fetch(store: Store, shown: str, reread: Reread, folder: PurePath | None = No
     if current is None or content_sha(current) != stored.content_sha:
         return Fetched(stored, stored.text, "index", "the file has changed since it was indexed")
     return Fetched(stored, current.text, "file")
+
+
+def described(fetched: Fetched, line: int | None, count: int | None) -> dict[str, Any]:
+    """What `get --json` (and the MCP tool) answers: the document, and its text whole, or
+    ``count`` lines from ``line`` (``AROUND_LINES`` by default when a line is given)."""
+    document = fetched.document
+    shown: dict[str, Any] = {
+        "id": document.doc_id,
+        "root": document.root,
+        "source": document.source,
+        "title": document.title,
+        "from": fetched.origin,
+        "why": fetched.why or None,
+    }
+    if line is None and count is None:
+        shown["text"] = fetched.text
+    else:
+        first = line or 1
+        shown.update(start_line=first, lines=fetched.window(first, count or AROUND_LINES))
+    return shown
 
 
 def numbered(lines: Sequence[str], first: int) -> Iterable[str]:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from twinsearch.documents import Reread
 from twinsearch.errors import TwinsearchError
 from twinsearch.session import Searchers
 from twinsearch.settings import Settings
@@ -22,12 +23,14 @@ log = logging.getLogger("twinsearch.mcp")
 INSTRUCTIONS = (
     "Semantic search over the user's own documents. `search` finds the documents nearest "
     "in meaning to a query (mode dense), by keywords (bm25) or both (hybrid), each with "
-    "the passage that matched and where it is; `collections` lists what is indexed."
+    "the passage that matched and where it is; `get` fetches a document or lines of it by "
+    "the id or FILE:LINE a search gave; `collections` lists what is indexed."
 )
 
 
-def create_server(settings: Settings) -> Any:
-    """The MCP server over ``settings``' store; collections open on first use and stay open."""
+def create_server(settings: Settings, reread: Reread | None = None) -> Any:
+    """The MCP server over ``settings``' store; collections open on first use and stay open.
+    With ``reread`` (how indexing reads a file now), also the ``get`` tool."""
     from mcp.server.mcpserver import MCPServer
 
     server: Any = MCPServer("twinsearch", instructions=INSTRUCTIONS)
@@ -60,6 +63,29 @@ def create_server(settings: Settings) -> Any:
             searcher = searching.get(collection or settings.collection)
             hits = searcher.search(query, k, mode, parse_where(where or []) or None)
         return [hit.to_dict() for hit in hits]
+
+    if reread is not None:
+        read_again = reread
+
+        @server.tool(structured_output=False)
+        @_answers_as_json
+        def get(
+            id: str,
+            line: int | None = None,
+            lines: int | None = None,
+            collection: str | None = None,
+        ) -> Any:
+            """A document by the id (or FILE:LINE) a search gave: its whole text, or `lines`
+            lines (20 by default) from `line`; from its file while that still holds what
+            was indexed, else from the index ("from" and "why" say which)."""
+            from twinsearch.documents import described, fetch_at
+
+            searching = opened()
+            with searching.lock:
+                store = searching.client.collection(collection or settings.collection)
+                store.require()
+                fetched, at = fetch_at(store, id, read_again)
+            return described(fetched, line if line is not None else at, lines)
 
     @server.tool(structured_output=False)
     @_answers_as_json

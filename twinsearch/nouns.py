@@ -130,3 +130,5 @@ Mode: TypeAlias = str
 """A ``SearchMode`` (or its value); ``Searcher`` refuses any other."""
 MAX_K = 1000
 """The most documents one search returns."""
+AROUND_LINES = 20
+"""Lines `get ID:LINE` shows when no count is given: the context around a hit."""
