@@ -38,7 +38,8 @@ def watch(
     indexed from is watched, and what changed is indexed as `twinsearch update` would.
 
     The collection is held only while changes are indexed, so other commands can use it
-    in between. Ctrl-C stops; a document is never left half written.
+    in between. Ctrl-C stops once what is being indexed is written (a second Ctrl-C at
+    once); a document is never left half written.
     """
     import logging
 
@@ -50,15 +51,19 @@ def watch(
         settings, groups = remembered(client, settings)
     watched = sorted({root for roots, _ in groups for root in roots if Path(root).exists()})
     ready = False
+    stop = _stop_on_interrupt()
     # Yielding on a timeout tells when the watcher is running: only then is what changed
     # while nobody watched indexed, and "watching" said, so that no change falls between.
     for changes in watchfiles.watch(
         *watched,
         debounce=debounce,
+        stop_event=stop,
         raise_interrupt=False,
         yield_on_timeout=True,
         rust_timeout=250,
     ):
+        if stop.is_set():
+            break
         touched = {Path(path) for _, path in changes}
         if ready and not touched:
             continue
@@ -70,6 +75,24 @@ def watch(
             err.print(f"watching {', '.join(watched)}; Ctrl-C stops", markup=False)
             ready = True
     err.print("stopped", markup=False)
+
+
+def _stop_on_interrupt() -> Any:
+    """An event Ctrl-C sets: the watcher stops at its next look, or once the changes being
+    indexed are written; a second Ctrl-C stops at once (what was written is kept, and no
+    document is ever half written)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, interrupted)
+    return stop
 
 
 def _under(path: Path, roots: Any) -> bool:
