@@ -29,9 +29,9 @@ Paths = Annotated[
     list[Path],
     typer.Argument(
         metavar="PATH...",
-        help="Folders (.txt .md .rst .html .pdf, and text files without an extension such "
-        "as README, found recursively), or files: any text file, or .jsonl[.gz] .json .csv "
-        ".tsv record files (BEIR corpora are .jsonl)",
+        help="Folders (.txt .md .rst .html .pdf, text files without an extension such as "
+        "README, and gzipped text, found recursively), or files: any text file, or "
+        ".jsonl[.gz] .json .csv .tsv record files (BEIR corpora are .jsonl)",
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing")]

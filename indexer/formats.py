@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,30 @@ def _text_title(path: Path, text: str) -> str:
 def read_text(path: Path, data: bytes) -> Iterator[Parsed]:
     text = decode(data)
     yield Parsed(text, _text_title(path, text))
+
+
+GZIP_SUFFIX = ".gz"
+"""A gzip-compressed text file (``changelog.Debian.gz``, ``README.gz``): read as the text
+it holds (a ``.jsonl.gz`` corpus is a record file)."""
+MAX_GUNZIPPED = 64 * 1024 * 1024
+
+
+def gunzip(data: bytes, limit: int = MAX_GUNZIPPED) -> bytes:
+    """What gzip ``data`` holds, up to ``limit`` bytes; more is refused (a file that
+    expands without bound is no document)."""
+    inflate = zlib.decompressobj(wbits=47)  # gzip or zlib headers
+    try:
+        out = inflate.decompress(data, limit)
+    except zlib.error as exc:
+        raise Skip(f"not gzip ({exc})") from None
+    if inflate.unconsumed_tail:
+        raise Skip(f"more than {limit / 2**20:.0f} MiB of text once decompressed")
+    return out
+
+
+def read_gzipped_text(path: Path, data: bytes) -> Iterator[Parsed]:
+    """A gzip-compressed text file, titled as the file it compresses would be."""
+    yield from read_text(path.with_name(path.stem), gunzip(data))
 
 
 def read_html(path: Path, data: bytes) -> Iterator[Parsed]:

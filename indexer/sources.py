@@ -20,6 +20,7 @@ from typing import Any
 from twinsearch.errors import SourceError
 from twinsearch.indexer.formats import (
     DOCUMENT_SUFFIXES,
+    GZIP_SUFFIX,
     HTML_SUFFIXES,
     PDF_SUFFIXES,
     RECORD_SUFFIXES,
@@ -28,6 +29,7 @@ from twinsearch.indexer.formats import (
     Parsed,
     Skip,
     is_text,
+    read_gzipped_text,
     read_html,
     read_pdf,
     read_records,
@@ -117,11 +119,17 @@ class _Ignores:
 
 
 def _sniffed_text(path: Path) -> bool:
+    """Whether ``path`` holds text (gzip-compressed text, for a ``.gz`` file)."""
     try:
         with path.open("rb") as fh:
+            if suffix_of(path) == GZIP_SUFFIX:
+                import gzip
+
+                with gzip.GzipFile(fileobj=fh) as inflated:
+                    return is_text(inflated.read(SNIFF_BYTES))
             return is_text(fh.read(SNIFF_BYTES))
-    except OSError:
-        return True  # let the read say why it fails, as a skip
+    except (OSError, EOFError):
+        return suffix_of(path) != GZIP_SUFFIX  # else let the read say why, as a skip
 
 
 HIDDEN = "hidden"
@@ -179,7 +187,7 @@ def _walk(root: Path, options: SourceOptions, left_out: Counter[str]) -> Iterato
                 left_out[NOT_INCLUDED] += 1
             elif suffix in (SUPPORTED if include else DOCUMENT_SUFFIXES):
                 yield path
-            elif not (include or suffix == ""):
+            elif not (include or suffix in ("", GZIP_SUFFIX)):
                 left_out[suffix] += 1
             elif _sniffed_text(path):
                 yield path
@@ -242,7 +250,7 @@ class Corpus:
                 if not files:
                     kinds = ", ".join(DOCUMENT_SUFFIXES)
                     raise SourceError(
-                        f"no {kinds} or text files without an extension under {raw}"
+                        f"no {kinds}, gzipped text or text files without an extension under {raw}"
                         + (f" (left out: {describe_left_out(here)})" if here else "")
                         + "; add other types with --include '*.EXT', or name a .jsonl/.csv corpus"
                     )
@@ -304,7 +312,7 @@ class Corpus:
             return
         reader = _reader(suffix)
         for parsed in reader(path, path.read_bytes()):
-            yield _document(parsed, source, rel, modified, lines=reader is read_text)
+            yield _document(parsed, source, rel, modified, lines=_has_lines(reader))
 
 
 def _reader(suffix: str) -> Callable[[Path, bytes], Iterator[Parsed]]:
@@ -313,7 +321,14 @@ def _reader(suffix: str) -> Callable[[Path, bytes], Iterator[Parsed]]:
         return read_html
     if suffix in PDF_SUFFIXES:
         return read_pdf
+    if suffix == GZIP_SUFFIX:
+        return read_gzipped_text
     return read_text  # the text types, and text files of any other name
+
+
+def _has_lines(reader: Callable[..., Any]) -> bool:
+    """Whether the text read keeps the lines of the file (of the text a .gz holds)."""
+    return reader in (read_text, read_gzipped_text)
 
 
 def _document(
@@ -346,4 +361,4 @@ def read_again(source: str, root: str) -> Document | None:
         [parsed] = reader(path, path.read_bytes())
     except (Skip, ValueError):
         return None
-    return _document(parsed, _Source(base, path, single), rel, "", lines=reader is read_text)
+    return _document(parsed, _Source(base, path, single), rel, "", lines=_has_lines(reader))

@@ -120,7 +120,7 @@ def test_missing_path_and_empty_folder(data: Path, tmp_path: Path) -> None:
     assert "no such file or folder" in line
     (tmp_path / "empty").mkdir()
     line = one_error_line(run("index", tmp_path / "empty", "--data-dir", data, code=1))
-    assert "no .txt, .md, .markdown, .rst, .html, .htm, .pdf or text files without an" in line
+    assert "no .txt, .md, .markdown, .rst, .html, .htm, .pdf, gzipped text or text files" in line
     assert chunks(data) == before
 
 

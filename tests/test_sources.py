@@ -104,19 +104,19 @@ def test_text_files_without_an_extension_are_read_and_the_rest_counted(tmp_path:
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main")
     corpus = Corpus([tmp_path])
     docs = {d.doc_id: d for d in corpus}
-    assert sorted(docs) == ["pkg/README", "pkg/copyright"]
+    assert sorted(docs) == ["pkg/README", "pkg/changelog.gz", "pkg/copyright"]
     assert docs["pkg/README"].title == "Zstandard"
     assert docs["pkg/copyright"].text == "Copyright © 2016 Jörg"
-    assert dict(corpus.left_out) == {
-        ".gz": 1,
-        ".c": 1,
-        "binary (no extension)": 1,
-        "hidden": 1,
-    }
+    assert dict(corpus.left_out) == {".c": 1, "binary (no extension)": 1, "hidden": 1}
     # --include names what to read: anything matching that holds text.
     included = Corpus([tmp_path], SourceOptions(include=("*",)))
-    assert sorted(d.doc_id for d in included) == ["pkg/README", "pkg/copyright", "pkg/util.c"]
-    assert dict(included.left_out) == {"binary .gz": 1, "binary (no extension)": 1, "hidden": 1}
+    assert sorted(d.doc_id for d in included) == [
+        "pkg/README",
+        "pkg/changelog.gz",
+        "pkg/copyright",
+        "pkg/util.c",
+    ]
+    assert dict(included.left_out) == {"binary (no extension)": 1, "hidden": 1}
     # Named on its own, a text file of any name is read; a binary one is refused.
     [readme] = Corpus([tmp_path / "pkg" / "README"])
     assert readme.doc_id == "README"
@@ -127,9 +127,9 @@ def test_text_files_without_an_extension_are_read_and_the_rest_counted(tmp_path:
 def test_a_folder_with_nothing_to_read_says_what_was_left_out(tmp_path: Path) -> None:
     tmp_path = tmp_path / "docs"
     tmp_path.mkdir()
-    (tmp_path / "a.gz").write_bytes(gzip.compress(b"x"))
+    (tmp_path / "a.gz").write_bytes(gzip.compress(b"\x00\x01 binary"))
     (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
-    with pytest.raises(SourceError, match=r"left out: 1 \.gz, 1 \.png.*--include"):
+    with pytest.raises(SourceError, match=r"left out: 1 binary \.gz, 1 \.png.*--include"):
         Corpus([tmp_path])
 
 
@@ -157,7 +157,7 @@ def test_missing_path_empty_folder_and_unknown_file_type_fail_before_any_work(
         Corpus([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.py").write_text("x = 1")
-    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf or"):
+    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf, gzipped text or"):
         Corpus([tmp_path / "empty"])
     (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
     with pytest.raises(SourceError, match="cannot index .*not a text file"):
@@ -182,3 +182,28 @@ def test_a_file_with_several_names_is_read_once_under_its_first(tmp_path: Path) 
     assert [d.doc_id for d in corpus] == ["pkg-a/AUTHORS"]
     assert corpus.left_out["links to a file read already"] == 1
     assert corpus.left_out["linked folders, not followed"] == 1
+
+
+def test_gzipped_text_is_read_as_the_text_it_holds(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "changelog.Debian.gz").write_bytes(
+        gzip.compress(b"zstd (1.5.4) unstable; urgency=medium\n\n  * New upstream release.\n")
+    )
+    (docs / "notes.md.gz").write_bytes(gzip.compress(b"Intro.\n\n# Notes\n\nBody."))
+    (docs / "logo.png.gz").write_bytes(gzip.compress(b"\x89PNG\r\n\x1a\n\x00\x00\x00"))
+    (docs / "broken.gz").write_bytes(b"\x1f\x8b not really gzip")
+    corpus = Corpus([docs])
+    found = {d.doc_id: d for d in corpus}
+    assert sorted(found) == ["changelog.Debian.gz", "notes.md.gz"]
+    assert found["changelog.Debian.gz"].text.startswith("zstd (1.5.4) unstable")
+    assert found["notes.md.gz"].title == "Notes"  # as notes.md would be titled
+    assert found["notes.md.gz"].lines  # its lines are those of the text it holds
+    assert dict(corpus.left_out) == {"binary .gz": 2}
+
+
+def test_a_gzip_bomb_is_skipped(tmp_path: Path) -> None:
+    from twinsearch.indexer.formats import Skip, gunzip
+
+    with pytest.raises(Skip, match="more than 1 MiB of text once decompressed"):
+        gunzip(gzip.compress(b"a" * (2 * 2**20)), limit=2**20)
