@@ -157,7 +157,9 @@ def test_missing_path_empty_folder_and_unknown_file_type_fail_before_any_work(
         Corpus([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.py").write_text("x = 1")
-    with pytest.raises(SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf, gzipped text or"):
+    with pytest.raises(
+        SourceError, match="no .txt, .md, .markdown, .rst, .html, .htm, .pdf, gzipped text or"
+    ):
         Corpus([tmp_path / "empty"])
     (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
     with pytest.raises(SourceError, match="cannot index .*not a text file"):
