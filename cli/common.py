@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -262,14 +262,6 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def shown_id(root: str, doc_id: str) -> str:
-    """A document's id with the name of the folder it was indexed from, where ids alone are
-    ambiguous: ``zstd/README.md`` and ``openssl/README.md``."""
-    from twinsearch.documents import shown_id as shown
-
-    return shown(root, doc_id)
-
-
 def settings_from(**flags: Any) -> Settings:
     from twinsearch.cli.config import build_settings
 
@@ -277,12 +269,6 @@ def settings_from(**flags: Any) -> Settings:
 
 
 # What every command opens, from the library (twinsearch.session), with its notes printed.
-
-
-def open_client(settings: Settings) -> AbstractContextManager[Any]:
-    from twinsearch import session
-
-    return session.open_client(settings)
 
 
 def open_searcher(settings: Settings, first_query: str | None = None) -> Any:

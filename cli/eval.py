@@ -22,12 +22,12 @@ from twinsearch.cli.common import (
     export_query_encoder,
     index_progress,
     load_encoder,
-    open_client,
     out,
     print_index_summary,
     print_skips,
     settings_from,
 )
+from twinsearch.session import open_client
 
 if TYPE_CHECKING:
     from twinsearch.encoders import Encoder

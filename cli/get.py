@@ -14,10 +14,10 @@ from twinsearch.cli.common import (
     QdrantUrl,
     err,
     errors_to_exit,
-    open_client,
     settings_from,
 )
 from twinsearch.nouns import AROUND_LINES
+from twinsearch.session import open_client
 
 
 @errors_to_exit

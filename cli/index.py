@@ -18,12 +18,11 @@ from twinsearch.cli.common import (
     err,
     errors_to_exit,
     index_progress,
-    open_client,
     print_index_summary,
     print_skips,
     settings_from,
-    shown_id,
 )
+from twinsearch.session import open_client
 
 Paths = Annotated[
     list[Path],
@@ -202,6 +201,8 @@ def _dry_run(
         size, overlap = chunking
         wanted = ChunkSettings.for_model(size, overlap, int(meta["encoder"]["window"]))
         check_chunking(store, meta, wanted.as_dict())
+    from twinsearch.documents import shown_id
+
     changes = plan(corpus, store if store.exists() else None)
     several = len({root for ids in changes.values() for root, _ in ids}) > 1
     for change, keys in changes.items():

@@ -13,10 +13,10 @@ from twinsearch.cli.common import (
     QdrantUrl,
     err,
     errors_to_exit,
-    open_client,
     out,
     settings_from,
 )
+from twinsearch.session import open_client
 
 
 def _chunking(settings: dict[str, Any] | None) -> str:

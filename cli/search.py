@@ -23,7 +23,6 @@ from twinsearch.cli.common import (
     open_searcher,
     out,
     settings_from,
-    shown_id,
 )
 from twinsearch.nouns import MAX_K
 
@@ -127,6 +126,8 @@ def print_hits(
     if not hits:
         console.print("no results")
         return
+    from twinsearch.documents import shown_id
+
     if shared is None:
         from collections import Counter
 

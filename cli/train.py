@@ -15,12 +15,12 @@ from twinsearch.cli.common import (
     JsonOut,
     err,
     errors_to_exit,
-    open_client,
     out,
     progress_bar,
     settings_from,
 )
 from twinsearch.errors import ConfigError
+from twinsearch.session import open_client
 from twinsearch.training.choices import Arch, Calibrate, Loss, Precision
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from twinsearch.cli.common import (
     err,
     errors_to_exit,
     index_progress,
-    open_client,
     print_skips,
     settings_from,
 )
 from twinsearch.cli.index import JsonReport, print_outcome, say
+from twinsearch.session import open_client
 
 Name = Annotated[
     str | None,
@@ -55,15 +55,15 @@ def remembered(client: Any, settings: Any) -> tuple[Any, list[tuple[list[str], A
     from twinsearch.indexer.update import remembered_sources
 
     store = client.collection(settings.collection)
-    store.require()
-    groups = remembered_sources(store)
+    meta = store.metadata()  # refuses a collection that does not exist
+    groups = remembered_sources(meta)
     if not groups:
         raise ConfigError(
             f"collection {settings.collection!r} records no folders or files (it was "
             "indexed before collections remembered them); index them once with "
             f"`twinsearch index PATH... -c {settings.collection}`"
         )
-    chunking = store.metadata().get("chunking", {})
+    chunking = meta.get("chunking", {})
     settings = dataclasses.replace(
         settings, chunk_size=chunking.get("window"), chunk_overlap=chunking.get("overlap")
     )

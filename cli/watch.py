@@ -12,10 +12,10 @@ from twinsearch.cli.common import (
     QdrantUrl,
     err,
     errors_to_exit,
-    open_client,
     settings_from,
 )
 from twinsearch.cli.update import Name, remembered, update_roots
+from twinsearch.session import open_client
 
 Debounce = Annotated[
     int,

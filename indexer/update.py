@@ -9,7 +9,7 @@ person should hear of it comes back as events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -132,11 +132,11 @@ def remember_sources(store: Store, corpus: Corpus) -> None:
     store.update_metadata({SOURCES_KEY: known})
 
 
-def remembered_sources(store: Store) -> list[tuple[list[str], SourceOptions]]:
-    """The roots a collection was indexed from, grouped by the options they were read
-    with (so each group is one corpus, as one `twinsearch index` run made it)."""
+def remembered_sources(metadata: Mapping[str, Any]) -> list[tuple[list[str], SourceOptions]]:
+    """The roots a collection's ``metadata`` says it was indexed from, grouped by the options
+    they were read with (so each group is one corpus, as one `twinsearch index` run made it)."""
     groups: dict[str, tuple[list[str], SourceOptions]] = {}
-    for root, options in sorted((store.metadata().get(SOURCES_KEY) or {}).items()):
+    for root, options in sorted((metadata.get(SOURCES_KEY) or {}).items()):
         key = json.dumps(options, sort_keys=True)
         groups.setdefault(key, ([], SourceOptions.from_dict(options)))[0].append(root)
     return list(groups.values())

@@ -101,14 +101,17 @@ def why_nothing_matched(store: Store, conditions: Sequence[Condition]) -> list[s
     are matched exactly). Costs a few counts; meant for the empty result only."""
     said: list[str] = []
     total = store.count()
-    for cond in conditions:
+    matching = [store.count([cond]) for cond in conditions]
+    for cond, matched in zip(conditions, matching, strict=True):
+        if matched:
+            continue
         if store.count([Missing(cond.key)]) == total:
             said.append(
                 f"no document has a field {_shown(cond)!r}; built-in fields are "
                 f"{', '.join(BUILTIN)}, other fields come from JSONL keys or CSV columns"
             )
             continue
-        if not isinstance(cond, Match) or store.count([cond]):
+        if not isinstance(cond, Match):
             continue
         values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
         for value in values:
@@ -122,6 +125,6 @@ def why_nothing_matched(store: Store, conditions: Sequence[Condition]) -> list[s
                         f"{other!r}: values are matched exactly, case included"
                     )
                     break
-    if not said and len(conditions) > 1 and all(store.count([c]) for c in conditions):
+    if not said and len(conditions) > 1 and all(matching):
         said.append("each filter matches some documents, but no document matches all of them")
     return said

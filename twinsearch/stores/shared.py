@@ -49,7 +49,6 @@ from twinsearch.stores.base import (
 )
 
 PATH_PREFIX = "/store/"
-PAGE = 2048
 
 
 # -- finding the server -------------------------------------------------------------------
@@ -291,8 +290,7 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "finish": lambda s, b: s.finish(),
     "release": lambda s, b: None,
 }
-WRITES = {"create", "update_metadata", "upsert", "delete", "delete_points", "set_payload"}
-WRITES |= {"finish"}
+WRITES = {"create", "update_metadata", "upsert", "delete", "delete_points", "set_payload", "finish"}
 
 
 def _spec_tuples(spec: Mapping[str, Any]) -> dict[str, Any]:
