@@ -50,7 +50,7 @@ BACKENDS = ["edge", "shared", "memory"] + (["server"] if SERVER_URL else [])
 
 
 @contextmanager
-def serving_store(data: Path) -> Iterator[Path]:
+def serving_store(data: Path, keep_alive: float = 5) -> Iterator[Path]:
     """The embedded store of ``data`` served to other processes as `twinsearch serve`
     serves it, from a thread of this one; yields the socket."""
     import threading
@@ -64,7 +64,8 @@ def serving_store(data: Path) -> Iterator[Path]:
     edge = EdgeClient(data)
     sock = shared.make_socket(data)
     app = shared.asgi_app(shared.StoreService(edge))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=keep_alive)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:

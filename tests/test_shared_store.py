@@ -127,3 +127,18 @@ def test_a_record_left_by_a_server_that_died_is_ignored(folder: Path, tmp_path: 
     )
     (data / "serve.json").write_text(json.dumps({"pid": int(dead.stdout), "socket": "/nowhere"}))
     assert "2 documents" in cli("info", "--data-dir", data).stdout
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again(tmp_path: Path) -> None:
+    """As `index` leaves it while its model loads, longer than the server keeps an idle
+    connection open."""
+    from twinsearch.stores import CollectionSpec
+
+    from .conftest import serving_store
+
+    with serving_store(tmp_path / "data", keep_alive=0.2) as sock:
+        client = SharedClient(sock, tmp_path / "data")
+        client.collection("c").create(CollectionSpec(dim=4, metadata={"made": 1}))
+        time.sleep(0.6)  # the server closes the idle connection meanwhile
+        assert client.collection("c").metadata() == {"made": 1}
+        client.close()

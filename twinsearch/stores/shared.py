@@ -344,7 +344,9 @@ class _Connection(http.client.HTTPConnection):
 
 
 class _Channel:
-    """One connection to the server, kept open, one request at a time."""
+    """One connection to the server, kept open, one request at a time. The server closes a
+    connection left idle (by `index` while its model loads, say); a request that fails on
+    it never reached the server, and is sent again on a new connection."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -356,11 +358,11 @@ class _Channel:
         payload = json.dumps({**body, "session": self.session, "pid": os.getpid()})
         with self._lock:
             try:
-                self._connection.request(
-                    "POST", PATH_PREFIX + op, payload, {"Content-Type": "application/json"}
-                )
-                response = self._connection.getresponse()
-                answer = json.loads(response.read())
+                try:
+                    answer = self._exchange(op, payload)
+                except _STALE:
+                    self._connection.close()
+                    answer = self._exchange(op, payload)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 self._connection.close()
                 raise StoreError(
@@ -374,8 +376,18 @@ class _Channel:
             raise kind(answer["message"])
         return answer["result"]
 
+    def _exchange(self, op: str, payload: str) -> Any:
+        self._connection.request(
+            "POST", PATH_PREFIX + op, payload, {"Content-Type": "application/json"}
+        )
+        return json.loads(self._connection.getresponse().read())
+
     def close(self) -> None:
         self._connection.close()
+
+
+_STALE = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+"""How a connection the server has closed fails when it is used again."""
 
 
 class SharedStore:
