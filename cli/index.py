@@ -136,11 +136,14 @@ def index(
     print_outcome(corpus, report, None if dry_run else settings.collection, json_out)
 
 
-def print_outcome(corpus: Any, report: Any, collection: str | None, json_out: bool) -> None:
-    """What was left out, and (unless a dry run, with no ``collection``) what was done."""
+def print_outcome(
+    corpus: Any, report: Any, collection: str | None, json_out: bool, left_out: bool = True
+) -> None:
+    """What was left out (unless not ``left_out``), and (unless a dry run, with no
+    ``collection``) what was done."""
     from twinsearch.indexer.sources import describe_left_out
 
-    if corpus.left_out:
+    if left_out and corpus.left_out:
         err.print(
             f"left out {sum(corpus.left_out.values())} files and folders: "
             f"{describe_left_out(corpus.left_out)}; add a type with --include '*.EXT'",

@@ -79,8 +79,8 @@ def update_roots(
     quiet: bool = False,
 ) -> None:
     """One `twinsearch index` run over ``roots``, which were indexed with ``options``.
-    ``quiet``: no progress bar, and no word of files that vanished while being read (a
-    watcher hears of their removal next)."""
+    ``quiet``: no progress bar, no list of what is left out, and no word of files that
+    vanished while being read (a watcher hears of their removal next)."""
     from twinsearch.indexer.pipeline import IndexReport
     from twinsearch.indexer.sources import Corpus
     from twinsearch.indexer.update import no_progress
@@ -103,4 +103,5 @@ def update_roots(
     finally:
         gone = {where for where, _ in report.skipped if quiet and not Path(where).exists()}
         print_skips([(where, why) for where, why in report.skipped if where not in gone])
-    print_outcome(corpus, report, settings.collection, json_out)
+    # A watcher says what is left out once, not at every change.
+    print_outcome(corpus, report, settings.collection, json_out, left_out=not quiet)

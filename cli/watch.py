@@ -70,7 +70,7 @@ def watch(
         with open_client(settings) as client:
             for roots, options in groups:
                 if not ready or any(_under(path, roots) for path in touched):
-                    update_roots(client, settings, roots, options, quiet=True)
+                    update_roots(client, settings, roots, options, quiet=ready)
         if not ready:
             err.print(f"watching {', '.join(watched)}; Ctrl-C stops", markup=False)
             ready = True
