@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from twinsearch.cli.app import app
 from twinsearch.encoders import HashingEncoder
 from twinsearch.errors import EncoderMismatch
-from twinsearch.migrate import migrate
+from twinsearch.migrate import _same_top, migrate
+from twinsearch.nouns import ScoredPoint
 from twinsearch.search import Searcher
 from twinsearch.stores import CollectionSpec, connect
 
@@ -64,6 +65,21 @@ def test_a_migrated_collection_answers_like_the_original(data: Path, url: str, n
             target_client.drop(name)
         source_client.close()
         target_client.close()
+
+
+def test_top_lists_compare_with_a_tolerance_and_ties_at_the_cut() -> None:
+    def top(*pairs: tuple[str, float]) -> list[ScoredPoint]:
+        return [ScoredPoint(id=i, score=s, payload={}) for i, s in pairs]
+
+    want = top(("a", 0.9), ("b", 0.80000049), ("c", 0.5), ("d", 0.5))
+    # Sums in another order: the last digits move, across a rounding boundary too.
+    assert _same_top(want, top(("a", 0.90000002), ("b", 0.79999951), ("c", 0.5), ("d", 0.5)))
+    # A tie at the cut is broken by either engine as it likes.
+    assert _same_top(want, top(("a", 0.9), ("b", 0.8), ("c", 0.5), ("e", 0.5)))
+    # Another id above the cut, or another score, is a difference.
+    assert not _same_top(want, top(("a", 0.9), ("x", 0.8), ("c", 0.5), ("d", 0.5)))
+    assert not _same_top(want, top(("a", 0.9), ("b", 0.7), ("c", 0.5), ("d", 0.5)))
+    assert not _same_top(want, top(("a", 0.9), ("b", 0.8), ("c", 0.5)))
 
 
 def test_a_collection_of_another_model_is_not_overwritten(data: Path) -> None:

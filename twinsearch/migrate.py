@@ -53,12 +53,23 @@ class MigrationReport:
             )
 
 
-def _ranking(points: list[ScoredPoint]) -> list[tuple[float, str]]:
-    """Ids in rank order; points of equal score (to 1e-5), which engines order as they
-    like, by id. The last rank's ties are cut by ``k``, so only the ids above it count."""
-    ranked = sorted((-round(p.score, 5), p.id) for p in points)
-    last = ranked[-1][0] if ranked else None
-    return [(score, pid if score != last else "") for score, pid in ranked]
+def _same_top(want: list[ScoredPoint], got: list[ScoredPoint], tol: float = 1e-4) -> bool:
+    """Whether two engines' top-k agree: the same scores rank by rank (to ``tol``: engines
+    sum in different orders), and the same ids with the same scores above the last rank's
+    score, whose ties ``k`` cuts wherever an engine likes."""
+    if len(want) != len(got):
+        return False
+    a, b = sorted(p.score for p in want), sorted(p.score for p in got)
+    if any(abs(x - y) > tol for x, y in zip(a, b, strict=True)):
+        return False
+    if not want:
+        return True
+    floor = a[0] + tol
+    above_a = {p.id: p.score for p in want if p.score > floor}
+    above_b = {p.id: p.score for p in got if p.id in above_a or p.score > floor + tol}
+    return above_a.keys() == above_b.keys() and all(
+        abs(above_a[i] - above_b[i]) <= tol for i in above_a
+    )
 
 
 def migrate(
@@ -99,10 +110,10 @@ def migrate(
     target.finish()
     report.target_points = target.count()
     for point_id, vector in queries:
-        want = _ranking(source.search(TOP, dense=vector, exact=True))
-        got = _ranking(target.search(TOP, dense=vector, exact=True))
+        want = source.search(TOP, dense=vector, exact=True)
+        got = target.search(TOP, dense=vector, exact=True)
         report.queries += 1
-        if want == got:
+        if _same_top(want, got):
             report.identical += 1
         else:
             report.differing.append(point_id)
