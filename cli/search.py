@@ -145,9 +145,25 @@ def print_hits(
         if full:
             for line in hit.snippet.splitlines():
                 console.print(f"     {_escape(line)}")
+        elif hit.passage:
+            console.print(f"     {marked(hit.passage, hit.highlights)}")
         else:
             console.print(f"     {_escape(_one_line(hit.snippet))}")
         console.print()
+
+
+def marked(passage: str, highlights: Any) -> str:
+    """``passage`` on one line as console markup, its ``highlights`` (the query's terms)
+    in bold."""
+    import re
+
+    pieces, at = [], 0
+    for start, end in highlights:
+        pieces.append(_escape(re.sub(r"\s+", " ", passage[at:start])))
+        pieces.append(f"[bold yellow]{_escape(passage[start:end])}[/bold yellow]")
+        at = end
+    pieces.append(_escape(re.sub(r"\s+", " ", passage[at:])))
+    return "".join(pieces).strip()
 
 
 def shown_path(source: str) -> str:

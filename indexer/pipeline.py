@@ -19,12 +19,14 @@ from typing import Any
 from twinsearch.collection import open_for_write, point_id
 from twinsearch.documents import Lines, Place
 from twinsearch.encoders import Encoder
+from twinsearch.encoders.base import encode_with_sentences
 from twinsearch.errors import SourceError
 from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
 from twinsearch.nouns import Chunk, Document, Point
+from twinsearch.passages import pack, sentence_spans
 from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
 
@@ -76,13 +78,21 @@ class _Planned:
     chunks: list[Chunk]
     places: list[Place] | None = None
     """Each chunk's place in lines, for a document whose text is its file's."""
+    sentences: list[list[tuple[int, int]]] = field(default_factory=list)
+    """Each chunk's sentences, as character spans of its text."""
 
 
 _DONE = object()
 
 
 def _payload(
-    doc: Document, chunk: Chunk, sha: str, n_chunks: int, place: Place | None
+    doc: Document,
+    chunk: Chunk,
+    sha: str,
+    n_chunks: int,
+    place: Place | None,
+    sentences: list[tuple[int, int]],
+    sentence_vectors: Any,
 ) -> dict[str, object]:
     payload: dict[str, object] = {
         "doc_id": doc.doc_id,
@@ -99,11 +109,25 @@ def _payload(
     }
     if place is not None:
         payload.update(line=place.line, column=place.column, end_line=place.end_line)
+    payload["sentences"] = [offset for span in sentences for offset in span]
+    if sentence_vectors is not None:
+        payload["sentence_vectors"] = pack(sentence_vectors)
     if doc.modified:
         payload["modified"] = doc.modified
     if doc.fields:
         payload["fields"] = doc.fields
     return payload
+
+
+def _in_input(chunk: Chunk, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of a chunk's text as spans of its encoder input, which heads the text with the
+    title (or, truncated, joins title and text); none where the text is not found whole."""
+    shift = len(chunk.input) - len(chunk.text)
+    if not chunk.input.endswith(chunk.text):
+        shift = chunk.input.find(chunk.text)
+        if shift < 0:
+            return []
+    return [(a + shift, b + shift) for a, b in spans]
 
 
 def plan(corpus: Corpus, store: Store | None) -> dict[Change, list[DocKey]]:
@@ -210,7 +234,8 @@ class Indexer:
         if doc.lines and chunks:
             lines = Lines(doc.text)
             places = [lines.place(chunk.start, chunk.end) for chunk in chunks]
-        return _Planned(doc, sha, change, chunks, places)
+        sentences = [sentence_spans(chunk.text) for chunk in chunks]
+        return _Planned(doc, sha, change, chunks, places, sentences)
 
     def _schedule(self, work: _Planned) -> None:
         self.report.changes[work.change.value] += 1
@@ -236,18 +261,25 @@ class Indexer:
         for start in range(0, len(self._pending), self.batch_size):
             batch = self._pending[start : start + self.batch_size]
             inputs = [c.input for _, c in batch]
-            vectors = self.encoder.encode_documents(inputs)
+            spans = [_in_input(c, w.sentences[c.index]) for w, c in batch]
+            vectors, sentence_vectors = encode_with_sentences(self.encoder, inputs, spans)
             terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
             points = [
                 Point(
                     point_id(w.doc.root, w.doc.doc_id, c.index),
                     v,
                     _payload(
-                        w.doc, c, w.sha, len(w.chunks), w.places[c.index] if w.places else None
+                        w.doc,
+                        c,
+                        w.sha,
+                        len(w.chunks),
+                        w.places[c.index] if w.places else None,
+                        w.sentences[c.index],
+                        s,
                     ),
                     t,
                 )
-                for (w, c), v, t in zip(batch, vectors, terms, strict=True)
+                for (w, c), v, t, s in zip(batch, vectors, terms, sentence_vectors, strict=True)
             ]
             self.store.upsert(points)
             self.report.chunks += len(batch)

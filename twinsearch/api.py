@@ -154,7 +154,13 @@ class Hit(BaseModel):
     doc_id: str
     score: float
     title: str
-    snippet: str
+    snippet: str = Field(description="The best chunk's text")
+    passage: str = Field(
+        "", description="The one to three sentences of the best chunk that best answer q"
+    )
+    highlights: list[tuple[int, int]] = Field(
+        [], description="Character spans of passage that are terms of q"
+    )
     source: str | None = None
     root: str | None = None
     chunk: int

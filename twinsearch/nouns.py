@@ -90,10 +90,15 @@ class Hit:
     """(query terms in the best chunk, query terms), after stemming and stopwords (bm25 and
     hybrid modes)."""
     line: int | None = None
-    """Where the best chunk starts in its file, from 1, and the line it ends on: for text
-    files (None for records, HTML and PDF, and in collections indexed before lines were)."""
+    """Where the passage (the best chunk, where no passage was chosen) starts in its file,
+    from 1, and the line it ends on: for text files (None for records, HTML and PDF, and in
+    collections indexed before lines were)."""
     column: int | None = None
     end_line: int | None = None
+    passage: str = ""
+    """The one to three sentences of the best chunk that best answer the query."""
+    highlights: tuple[tuple[int, int], ...] = ()
+    """Character spans of ``passage`` that are query terms."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +107,8 @@ class Hit:
             "score": self.score,
             "title": self.title,
             "snippet": self.snippet,
+            "passage": self.passage,
+            "highlights": [list(span) for span in self.highlights],
             "source": self.source,
             "root": self.root,
             "chunk": self.chunk,

@@ -13,6 +13,7 @@ from typing import Any
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError, EmptyQuery
 from twinsearch.nouns import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
+from twinsearch.passages import highlights, passage_of
 from twinsearch.sparse import Bm25
 from twinsearch.stores import Filter, Match, Store
 
@@ -66,6 +67,9 @@ def retrieve(
     return [point for _, point in ranked[:k]]
 
 
+NEIGHBOUR_FIELDS = ("text", "start", "end", "line", "column")
+
+
 def _hit(rank: int, point: ScoredPoint, mode: str) -> Hit:
     payload = point.payload
     return Hit(
@@ -102,6 +106,7 @@ class Searcher:
         self.store = store
         self.encoder = encoder
         self.bm25 = bm25
+        self._fallback_analyzer: Bm25 | None = None
 
     @classmethod
     def for_store(cls, store: Store, encoder: Encoder) -> Searcher:
@@ -146,11 +151,16 @@ class Searcher:
             mode = self.default_mode
         mode = SearchMode(mode).value if mode in MODES else mode
         self._check(queries, k, mode)
-        dense = self.encoder.encode_queries(queries) if mode != "bm25" else None
+        # bm25 ranks without the model, but its passages are still chosen with it.
+        dense = self.encoder.encode_queries(queries) if mode != "bm25" or readable else None
         results = []
         for i, query in enumerate(queries):
             sparse = self.bm25.encode_query(query) if self.bm25 and mode != "dense" else None
             vector = dense[i].tolist() if dense is not None else None
+            if mode == "bm25":
+                vector, passage_vector = None, vector
+            else:
+                passage_vector = vector
             points = retrieve(
                 self.store,
                 k,
@@ -162,7 +172,8 @@ class Searcher:
             hits = [_hit(rank, p, mode) for rank, p in enumerate(points, start=1)]
             if readable:
                 hits = [
-                    self._readable(h, p, vector, sparse) for h, p in zip(hits, points, strict=True)
+                    self._readable(h, p, vector, sparse, passage_vector, query)
+                    for h, p in zip(hits, points, strict=True)
                 ]
             results.append(hits)
         return results
@@ -177,10 +188,16 @@ class Searcher:
         return shared
 
     def _readable(
-        self, hit: Hit, point: ScoredPoint, query: Any, terms: SparseVector | None
+        self,
+        hit: Hit,
+        point: ScoredPoint,
+        query: Any,
+        terms: SparseVector | None,
+        passage_query: Any,
+        text: str,
     ) -> Hit:
         """``hit`` with what a person can read whatever the mode: how close its best chunk
-        is in meaning (cosine), and how many of the query's terms it holds."""
+        is in meaning (cosine), how many of the query's terms it holds, and its passage."""
         similarity = None
         if query is not None:
             similarity = point.score if hit.mode == "dense" else _cosine(query, point.vector)
@@ -188,7 +205,47 @@ class Searcher:
         if terms is not None and self.bm25 is not None:
             [chunk] = self.bm25.encode_documents([f"{hit.title}\n{hit.snippet}"])
             matched = (len(set(terms.indices) & set(chunk.indices)), len(set(terms.indices)))
-        return replace(hit, similarity=similarity, terms=matched)
+        query_terms = set((terms or self._analyzer().encode_query(text)).indices)
+        passage = passage_of(
+            point.payload,
+            query=passage_query,
+            dim=self.encoder.dim,
+            # Terms choose the passage in the modes that rank by them; they are shown in all.
+            query_terms=query_terms if hit.mode != "dense" else None,
+            terms=self._terms,
+            neighbour=lambda chunk: self._neighbour(hit, chunk),
+        )
+        if hit.mode == "dense":
+            shown = highlights(passage.text, query_terms, self._terms)
+            passage = replace(passage, highlights=shown)
+        return replace(
+            hit,
+            similarity=similarity,
+            terms=matched,
+            passage=passage.text,
+            highlights=passage.highlights,
+            line=passage.line,
+            column=passage.column,
+            end_line=passage.end_line,
+        )
+
+    def _analyzer(self) -> Bm25:
+        """The collection's BM25 analyzer; the default one for a collection without."""
+        if self.bm25 is not None:
+            return self.bm25
+        if self._fallback_analyzer is None:
+            self._fallback_analyzer = Bm25()
+        return self._fallback_analyzer
+
+    def _terms(self, text: str) -> set[int]:
+        [vector] = self._analyzer().encode_documents([text])
+        return set(vector.indices)
+
+    def _neighbour(self, hit: Hit, chunk: int) -> dict[str, Any] | None:
+        where = [Match("root", hit.root), Match("doc_id", hit.doc_id), Match("chunk", chunk)]
+        for _, payload in self.store.scroll(NEIGHBOUR_FIELDS, where):
+            return payload
+        return None
 
 
 def at_least(hits: Sequence[Hit], minimum: float) -> list[Hit]:

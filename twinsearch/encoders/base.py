@@ -86,3 +86,19 @@ class Encoder(Protocol):
         """Release what the encoder holds (a child process, for one); a no-op where it
         holds nothing. Called once its user is done with it."""
         ...
+
+
+Spans = Sequence[tuple[int, int]]
+"""Character ``(start, end)`` spans of one text: its sentences."""
+
+
+def encode_with_sentences(
+    encoder: Encoder, texts: Sequence[str], spans: Sequence[Spans]
+) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """Each text's vector, and a unit vector for each of its ``spans`` (its sentences): from
+    the same pass where the encoder can pool its token vectors over a span
+    (``encode_documents_with_sentences``), else None, which a passage then does without."""
+    method = getattr(encoder, "encode_documents_with_sentences", None)
+    if method is not None:
+        return method(texts, spans)
+    return encoder.encode_documents(texts), [None] * len(texts)

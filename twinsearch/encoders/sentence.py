@@ -100,6 +100,60 @@ class SentenceTransformerEncoder:
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.model.encode_document, texts)
 
+    def encode_documents_with_sentences(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """The documents' vectors, and each span's mean token vector from the same pass, put
+        through the modules after pooling (a half-twin's document head too). A model whose
+        pooling is not a top-level module (an untied half-twin) gives no span vectors."""
+        import torch
+
+        modules = list(self.model)
+        names = [type(m).__name__ for m in modules]
+        if "Pooling" not in names:
+            return self.encode_documents(texts), [None] * len(texts)
+        after = modules[names.index("Pooling") + 1 :]
+        outputs = self.model.encode_document(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value=None,
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        prompt = (self.model.prompts or {}).get("document", "")
+        offsets = self.model.tokenizer(
+            [prompt + text for text in texts],
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+        )["offset_mapping"]
+        stacked = torch.stack([out["sentence_embedding"] for out in outputs]).float()
+        vectors = torch.nn.functional.normalize(stacked, dim=-1).cpu().numpy()
+        sentences: list[np.ndarray | None] = []
+        for out, places, some in zip(outputs, offsets, spans, strict=True):
+            tokens = out["token_embeddings"].float()
+            if not some or len(places) != len(tokens):
+                sentences.append(None)
+                continue
+            starts = torch.tensor([a - len(prompt) for a, _ in places])
+            ends = torch.tensor([b - len(prompt) for _, b in places])
+            real = ends > starts
+            pooled = []
+            for a, b in some:
+                inside = real & (starts < b) & (ends > a)
+                pooled.append(tokens[inside].mean(0) if inside.any() else tokens.mean(0))
+            features: dict[str, Any] = {
+                "sentence_embedding": torch.stack(pooled),
+                "task": "document",
+                "modality": "text",
+            }
+            with torch.no_grad():
+                for module in after:
+                    features = module(features)
+            pooled_vectors = torch.nn.functional.normalize(features["sentence_embedding"], dim=-1)
+            sentences.append(pooled_vectors.float().cpu().numpy())
+        return vectors.astype(np.float32), sentences
+
     def close(self) -> None:
         """Nothing to release: the model goes with the encoder."""
 

@@ -1,0 +1,1 @@
+../../twinsearch/passages.py
