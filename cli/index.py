@@ -144,9 +144,11 @@ def print_outcome(
     from twinsearch.indexer.sources import describe_left_out
 
     if left_out and corpus.left_out:
+        by_type = any(why.startswith(".") for why in corpus.left_out)
         err.print(
             f"left out {sum(corpus.left_out.values())} files and folders: "
-            f"{describe_left_out(corpus.left_out)}; add a type with --include '*.EXT'",
+            f"{describe_left_out(corpus.left_out)}"
+            + ("; add a type with --include '*.EXT'" if by_type else ""),
             markup=False,
         )
     if collection is not None:

@@ -262,7 +262,12 @@ class Corpus:
                     self._read_paths.add(real)
                     self._plan.append(_Source(path, file, False))
             elif suffix_of(path) in SUPPORTED or _sniffed_text(path):
-                self._plan.append(_Source(path.resolve(), path.resolve(), True))
+                real = path.resolve()
+                if real in self._read_paths:
+                    self.left_out[LINKED] += 1  # named twice, or by a link: read once
+                    continue
+                self._read_paths.add(real)
+                self._plan.append(_Source(real, real, True))
             else:
                 raise SourceError(
                     f"cannot index {raw}: not a text file; supported are text files (with no "

@@ -125,3 +125,28 @@ def test_prompts_in_the_model_folder_are_applied_to_queries_and_documents(
         real_encoder.encode_documents(["passage: tides"]),
         atol=1e-5,
     )
+
+
+@pytest.mark.slow
+def test_sentence_vectors_come_from_the_document_pass(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from twinsearch.encoders.base import encode_with_sentences
+    from twinsearch.passages import sentence_spans
+
+    texts = [
+        "Tides follow the moon. The sea rises twice a day. Fishermen plan by them.",
+        "Short text.",
+        "Bread rises with yeast. Sourdough uses a starter instead.",
+    ]
+    spans = [sentence_spans(t) for t in texts]
+    vectors, sentences = encode_with_sentences(real_encoder, texts, spans)
+    assert np.allclose(vectors, real_encoder.encode_documents(texts), atol=1e-5)
+    # Every text of a batch gets its own, padded rows or not, the same as alone.
+    for text, some, got in zip(texts, spans, sentences, strict=True):
+        assert got is not None and got.shape == (len(some), real_encoder.dim)
+        _, [alone] = encode_with_sentences(real_encoder, [text], [some])
+        assert np.allclose(got, alone, atol=1e-4)
+    # A sentence's vector is nearer the query it answers than its neighbours' are.
+    [query] = real_encoder.encode_queries(["what do fishermen plan around"])
+    assert int(np.argmax(sentences[0] @ query)) == 2

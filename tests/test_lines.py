@@ -39,6 +39,10 @@ def data(tmp_path: Path) -> Path:
     (docs / "crlf.txt").write_bytes(b"Windows\r\n\r\nfirst\r\nsecond crlfword here\r\n")
     (docs / "old-mac.txt").write_bytes(b"Mac\rline two\r\tcrword after a tab\r")
     (docs / "unicode.md").write_text("# Ünïcödé\n\n日本語 😀 ünïcödéword here\n", encoding="utf-8")
+    # The passage is mid-file: after CRLF lines, a tab, and characters beyond the BMP.
+    prose = [f"Sentence {i} tells of plain filler matter." for i in range(12)]
+    prose[7] = "\t😀 Le café ☕ sert la midword réponse ici."
+    (docs / "mixed.txt").write_bytes("\r\n".join(["Mixed", "", *prose]).encode("utf-8"))
     long = "# Long\n\n" + "".join(f"line {i} filler{i} text\n" for i in range(3, 300))
     (docs / "long.md").write_text(long + "the longword at the end\n")
     (docs / "page.html").write_text(
@@ -58,17 +62,18 @@ def _file_lines(source: str) -> list[str]:
     return re.split(r"\r\n|\r|\n", Path(source).read_bytes().decode("utf-8"))
 
 
-@pytest.mark.parametrize("word", ["crlfword", "crword", "ünïcödéword", "longword"])
+@pytest.mark.parametrize("word", ["crlfword", "crword", "ünïcödéword", "longword", "midword"])
 def test_a_hit_in_a_text_file_says_where_its_passage_starts(data: Path, word: str) -> None:
     hit = _top(data, word)
     line, column, end_line = hit["line"], hit["column"], hit["end_line"]
     assert isinstance(line, int) and isinstance(column, int) and isinstance(end_line, int)
-    first_word = re.match(r"\S+", str(hit["snippet"]))
+    first_word = re.match(r"\S+", str(hit["passage"]))
     assert first_word is not None
     lines = _file_lines(str(hit["source"]))
     assert lines[line - 1][column - 1 :].startswith(first_word.group())
-    last_word = str(hit["snippet"]).split()[-1]
+    last_word = str(hit["passage"]).split()[-1]
     assert lines[end_line - 1].rstrip().endswith(last_word)
+    assert word in str(hit["passage"])
 
 
 def test_the_places_of_each_kind_of_text(data: Path) -> None:
@@ -79,6 +84,18 @@ def test_the_places_of_each_kind_of_text(data: Path) -> None:
     longest = _top(data, "longword")
     assert int(str(longest["chunk"])) > 0 and int(str(longest["line"])) > 1
     assert longest["end_line"] == 300  # the last line of the file
+
+
+def test_a_passage_mid_file_has_its_own_line_and_column(data: Path) -> None:
+    hit = _top(data, "midword")
+    passage = str(hit["passage"])
+    assert passage.startswith("😀 Le café ☕ sert la midword")
+    # Line 10 of the file ("Mixed", a blank line, then the sentences), after the tab.
+    assert (hit["line"], hit["column"]) == (10, 2)
+    assert hit["end_line"] == 10 + passage.count("\r\n")
+    assert _file_lines(str(hit["source"]))[9][1:] == passage.split("\r\n")[0]
+    [(start, end)] = hit["highlights"]  # type: ignore[misc]
+    assert passage[start:end] == "midword"
 
 
 def test_an_html_hit_has_no_line_and_shows_its_id(data: Path) -> None:

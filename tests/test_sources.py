@@ -184,6 +184,10 @@ def test_a_file_with_several_names_is_read_once_under_its_first(tmp_path: Path) 
     assert [d.doc_id for d in corpus] == ["pkg-a/AUTHORS"]
     assert corpus.left_out["links to a file read already"] == 1
     assert corpus.left_out["linked folders, not followed"] == 1
+    # Named on the command line through a linked folder, or twice: read once, no error.
+    named = Corpus([docs / "pkg-a" / "AUTHORS", docs / "pkg-c" / "AUTHORS", docs / "pkg-b/AUTHORS"])
+    assert [d.source for d in named] == [str(docs / "pkg-a" / "AUTHORS")]
+    assert named.left_out["links to a file read already"] == 2
 
 
 def test_gzipped_text_is_read_as_the_text_it_holds(tmp_path: Path) -> None:

@@ -131,7 +131,8 @@ class SentenceTransformerEncoder:
         vectors = torch.nn.functional.normalize(stacked, dim=-1).cpu().numpy()
         sentences: list[np.ndarray | None] = []
         for out, places, some in zip(outputs, offsets, spans, strict=True):
-            tokens = out["token_embeddings"].float()
+            # Rows are padded to the longest text of their batch.
+            tokens = out["token_embeddings"][: int(out["attention_mask"].sum())].float()
             if not some or len(places) != len(tokens):
                 sentences.append(None)
                 continue
