@@ -98,3 +98,14 @@ def test_no_color_turns_colour_off_even_on_a_terminal(monkeypatch: pytest.Monkey
     monkeypatch.setenv("NO_COLOR", "")  # empty: as if unset
     with colored(Color.auto):
         assert out.rich.color_system is not None
+
+
+def test_the_terminal_shows_the_passage_with_the_query_terms_marked(data: Path) -> None:
+    [hit] = json.loads(search(data, "tides twice a day", "-k", "1", "--json"))
+    assert "Tides come twice a day." in hit["passage"]
+    marked = {hit["passage"][a:b] for a, b in hit["highlights"]}
+    assert {"Tides", "twice", "day"} <= marked
+    plain = search(data, "tides twice a day", "-k", "1", "--color", "never")
+    assert plain.splitlines()[1].strip() == " ".join(hit["passage"].split())
+    coloured = search(data, "tides twice a day", "-k", "1", "--color", "always")
+    assert re.search(r"\x1b\[1;33mtwice\x1b\[0m", coloured)

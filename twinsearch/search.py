@@ -6,6 +6,7 @@ collection's BM25 term vectors) and ``hybrid`` (both, fused by reciprocal rank i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -67,6 +68,9 @@ def retrieve(
     return [point for _, point in ranked[:k]]
 
 
+_WORDS = re.compile(r"\w+")
+WORDS_KEPT = 100_000
+"""Words whose analysed terms a searcher keeps, for passages and highlights."""
 NEIGHBOUR_FIELDS = ("text", "start", "end", "line", "column")
 
 
@@ -107,6 +111,7 @@ class Searcher:
         self.encoder = encoder
         self.bm25 = bm25
         self._fallback_analyzer: Bm25 | None = None
+        self._word_terms: dict[str, frozenset[int]] = {}
 
     @classmethod
     def for_store(cls, store: Store, encoder: Encoder) -> Searcher:
@@ -238,8 +243,17 @@ class Searcher:
         return self._fallback_analyzer
 
     def _terms(self, text: str) -> set[int]:
-        [vector] = self._analyzer().encode_documents([text])
-        return set(vector.indices)
+        """The analysed terms of ``text``'s words, each word analysed once per searcher."""
+        terms: set[int] = set()
+        for word in _WORDS.findall(text.lower()):
+            known = self._word_terms.get(word)
+            if known is None:
+                if len(self._word_terms) >= WORDS_KEPT:
+                    self._word_terms.clear()
+                [vector] = self._analyzer().encode_documents([word])
+                known = self._word_terms[word] = frozenset(vector.indices)
+            terms |= known
+        return terms
 
     def _neighbour(self, hit: Hit, chunk: int) -> dict[str, Any] | None:
         where = [Match("root", hit.root), Match("doc_id", hit.doc_id), Match("chunk", chunk)]
