@@ -14,7 +14,9 @@ from twinsearch.cli.common import (
     EncoderBatch,
     JsonOut,
     ModeOption,
+    Precision,
     QdrantUrl,
+    Runtime,
     SearchMode,
     Threads,
     err,
@@ -86,6 +88,8 @@ def eval_(
     run_file: RunFile = None,
     json_out: JsonOut = False,
     threads: Threads = None,
+    runtime: Runtime = None,
+    precision: Precision = None,
     batch_size: EncoderBatch = None,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -102,6 +106,8 @@ def eval_(
     settings = settings_from(
         model=model,
         threads=threads,
+        runtime=runtime,
+        precision=precision,
         batch_size=batch_size,
         data_dir=data_dir,
         qdrant_url=qdrant_url,
@@ -146,9 +152,11 @@ def _encoder(settings: Settings, truncate: bool) -> tuple[Encoder, ChunkSettings
     the corpus is cut for it."""
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
+    from twinsearch.session import document_encoder
 
     encoder = load_encoder(settings, settings.model or DEFAULT_MODEL)
     export_query_encoder(settings, encoder)
+    encoder = document_encoder(settings, encoder, lambda line: err.print(line, markup=False))
     return encoder, ChunkSettings(encoder.window, settings.chunk_overlap, truncate=truncate)
 
 
@@ -193,6 +201,9 @@ def _index(
             on_progress=show,
         )
     if report is not None:
+        from twinsearch.indexer.update import remember_runtime
+
+        remember_runtime(store, encoder)
         print_skips(report.skipped)
         print_index_summary(report, name)
     return store

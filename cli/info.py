@@ -27,6 +27,15 @@ def _chunking(settings: dict[str, Any] | None) -> str:
     return f"chunks of {settings['window']} tokens, overlap {settings['overlap']}"
 
 
+def _runtime(runtime: dict[str, Any] | None) -> str:
+    """``encoded with openvino bf16 (cosine 0.99998 to fp32), `` or nothing before runtimes
+    were recorded."""
+    if not runtime:
+        return ""
+    used = ", ".join(runtime.get("used") or [f"{runtime['runtime']} {runtime['precision']}"])
+    return f"encoded with {used} (least cosine to fp32 {runtime.get('min_cosine', 1):.5f}), "
+
+
 @errors_to_exit
 def info(
     json_out: JsonOut = False,
@@ -50,7 +59,7 @@ def info(
         out.print(
             f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks, model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
-            f"{_chunking(c['chunking'])}, created {c['created']}"
+            f"{_chunking(c['chunking'])}, {_runtime(c.get('runtime'))}created {c['created']}"
             + (f"; searched as {', '.join(c['aliases'])}" if c["aliases"] else ""),
             markup=False,
         )

@@ -50,6 +50,10 @@ class IndexReport:
     """Unchanged documents whose file metadata (modification time) was brought up to date."""
     chunks_planned: int = 0
     """Chunks of the new and changed documents read so far: the encoder's work known."""
+    encoding_seconds: float = 0.0
+    """Spent in the encoder."""
+    waiting_seconds: float = 0.0
+    """Spent waiting for the reader thread: the encoder idle for want of chunks."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
@@ -61,6 +65,8 @@ class IndexReport:
             "documents": self.documents,
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
+            "encoding_seconds": round(self.encoding_seconds, 3),
+            "waiting_seconds": round(self.waiting_seconds, 3),
             "changes": dict(self.changes),
             "refreshed": self.refreshed,
             "skipped": [{"where": where, "why": why} for where, why in self.skipped],
@@ -80,6 +86,8 @@ class _Planned:
     """Each chunk's place in lines, for a document whose text is its file's."""
     sentences: list[list[tuple[int, int]]] = field(default_factory=list)
     """Each chunk's sentences, as character spans of its text."""
+    tokenized: list[Any] | None = None
+    """Each chunk's input as the encoder tokenizes it, where it can be done ahead."""
 
 
 _DONE = object()
@@ -213,7 +221,12 @@ class Indexer:
                 queue.put(exc)
 
         Thread(target=produce, name="twinsearch-reader", daemon=True).start()
-        while (item := queue.get()) is not _DONE:
+        while True:
+            waited = time.perf_counter()
+            item = queue.get()
+            self.report.waiting_seconds += time.perf_counter() - waited
+            if item is _DONE:
+                return
             if isinstance(item, BaseException):
                 raise item
             yield item  # type: ignore[misc]
@@ -235,7 +248,9 @@ class Indexer:
             lines = Lines(doc.text)
             places = [lines.place(chunk.start, chunk.end) for chunk in chunks]
         sentences = [sentence_spans(chunk.text) for chunk in chunks]
-        return _Planned(doc, sha, change, chunks, places, sentences)
+        tokenize = getattr(self.encoder, "tokenize_documents", None)
+        tokenized = tokenize([c.input for c in chunks]) if tokenize and chunks else None
+        return _Planned(doc, sha, change, chunks, places, sentences, tokenized)
 
     def _schedule(self, work: _Planned) -> None:
         self.report.changes[work.change.value] += 1
@@ -262,7 +277,12 @@ class Indexer:
             batch = self._pending[start : start + self.batch_size]
             inputs = [c.input for _, c in batch]
             spans = [_in_input(c, w.sentences[c.index]) for w, c in batch]
-            vectors, sentence_vectors = encode_with_sentences(self.encoder, inputs, spans)
+            prepared = None
+            if all(w.tokenized is not None for w, _ in batch):
+                prepared = [w.tokenized[c.index] for w, c in batch]  # type: ignore[index]
+            encoding = time.perf_counter()
+            vectors, sentence_vectors = encode_with_sentences(self.encoder, inputs, spans, prepared)
+            self.report.encoding_seconds += time.perf_counter() - encoding
             terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
             points = [
                 Point(

@@ -86,7 +86,7 @@ def update(
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_corpus
-    from twinsearch.session import export_query_encoder, load_encoder
+    from twinsearch.session import document_encoder, export_query_encoder, load_encoder
 
     store = client.collection(settings.collection)
     if store.exists():
@@ -96,6 +96,9 @@ def update(
     target = _target(client, settings, encoder, reindex, on_event)
     chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
     export_query_encoder(settings, encoder, lambda line: on_event(Note(line)))
+    encoder = document_encoder(
+        settings, encoder, lambda line: on_event(Note(line)), expected_bytes=corpus.total_bytes
+    )
 
     def upgrading(moved: int) -> None:
         if moved == 0:
@@ -114,9 +117,29 @@ def update(
             on_upgrade=upgrading,
         )
     remember_sources(client.collection(target), corpus)
+    remember_runtime(client.collection(target), encoder)
     if target != settings.collection:
         previous = client.switch_alias(settings.collection, target)
         on_event(Switched(settings.collection, target, previous))
+
+
+RUNTIME_KEY = "runtime"
+"""Where a collection records what encoded its documents: the last run's runtime,
+precision and gate cosine, and every runtime and precision that wrote to it."""
+
+
+def remember_runtime(store: Store, encoder: Any) -> None:
+    from twinsearch.encoders.fast import Choice
+
+    choice = getattr(encoder, "choice", None)
+    if choice is None and hasattr(encoder, "model"):  # the model itself, on torch
+        choice = Choice("torch", "fp32", 1.0)
+    if choice is None:
+        return
+    known = dict(store.metadata().get(RUNTIME_KEY) or {})
+    used = set(known.get("used") or [])
+    used.add(f"{choice.runtime} {choice.precision}")
+    store.update_metadata({RUNTIME_KEY: {**choice.as_dict(), "used": sorted(used)}})
 
 
 SOURCES_KEY = "sources"

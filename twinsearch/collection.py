@@ -166,6 +166,7 @@ def describe(store: Store) -> dict[str, Any]:
         "fingerprint": encoder.get("fingerprint"),
         "dim": encoder.get("dim"),
         "chunking": meta.get("chunking"),
+        "runtime": meta.get("runtime"),
         "created": meta.get("created"),
         "twinsearch_version": meta.get("twinsearch_version"),
     }

@@ -86,6 +86,26 @@ def load_encoder(settings: Settings, model: str) -> Encoder:
     )
 
 
+def document_encoder(
+    settings: Settings, encoder: Encoder, say: Say = _quiet, expected_bytes: int | None = None
+) -> Encoder:
+    """``encoder`` (exported already) for documents, on the path ``settings`` ask for:
+    the fastest that passes the gate, by default (see ``encoders.fast``), for a run over
+    about ``expected_bytes`` of text."""
+    from twinsearch.encoders.fast import document_encoder as on_fastest
+
+    return on_fastest(
+        encoder,
+        models_dir(settings),
+        runtime=settings.runtime,
+        precision=settings.precision,
+        threads=threads(settings),
+        batch_size=settings.batch_size,
+        expected_bytes=expected_bytes,
+        say=say,
+    )
+
+
 def query_encoder(
     settings: Settings, store: Store, first_query: str | None = None, say: Say = _quiet
 ) -> Encoder:

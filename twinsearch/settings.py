@@ -23,6 +23,11 @@ class Settings:
     threads: int | None = None
     """Torch threads; None: the cores that are free when the command starts."""
     device: str | None = None
+    runtime: str = "auto"
+    """What runs the document encoder: auto (the fastest that keeps the model's vectors,
+    measured), openvino, onnx or torch (see ``encoders.fast``)."""
+    precision: str = "auto"
+    """Its precision: auto, fp32, bf16 (OpenVINO on a CPU with bf16) or fp16 (a GPU)."""
     segment_mb: int | None = None
     """Embedded store: vector data per segment of a new collection; None: the store's own
     (64 MB). Indexing memory is bounded by one segment; smaller segments use less of it but

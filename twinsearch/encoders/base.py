@@ -12,7 +12,7 @@ search's process would make it slower (see ``onnx.forked``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,12 +93,18 @@ Spans = Sequence[tuple[int, int]]
 
 
 def encode_with_sentences(
-    encoder: Encoder, texts: Sequence[str], spans: Sequence[Spans]
+    encoder: Encoder,
+    texts: Sequence[str],
+    spans: Sequence[Spans],
+    prepared: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """Each text's vector, and a unit vector for each of its ``spans`` (its sentences): from
     the same pass where the encoder can pool its token vectors over a span
-    (``encode_documents_with_sentences``), else None, which a passage then does without."""
+    (``encode_documents_with_sentences``), else None, which a passage then does without.
+    ``prepared``: the texts as the encoder's ``tokenize_documents`` gave them."""
     method = getattr(encoder, "encode_documents_with_sentences", None)
+    if method is not None and prepared is not None:
+        return method(texts, spans, prepared)
     if method is not None:
         return method(texts, spans)
     return encoder.encode_documents(texts), [None] * len(texts)

@@ -31,34 +31,97 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-class OnnxEncoder:
-    """The ``Encoder`` protocol over an exported model: onnxruntime and tokenizers only."""
+RUNTIMES = ("onnx", "openvino")
+"""What runs an export: onnxruntime, or OpenVINO (an extra: ``pip install twinsearch[fast]``)."""
+PRECISIONS = ("fp32", "bf16")
 
-    def __init__(self, folder: Path, config: dict[str, Any], threads: int | None = None) -> None:
+
+def _openvino() -> Any:
+    """OpenVINO with its telemetry off (the variable its opt-in tool reads)."""
+    os.environ.setdefault("OPENVINO_TELEMETRY", "0")
+    import openvino
+
+    return openvino
+
+
+def openvino_precisions() -> tuple[str, ...]:
+    """The precisions OpenVINO runs natively on this CPU; () without OpenVINO."""
+    try:
+        core = _openvino().Core()
+    except ImportError:
+        return ()
+    capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return tuple(p for p in PRECISIONS if p.upper() in capabilities)
+
+
+def _onnxruntime_runner(path: Path, threads: int | None) -> Any:
+    onnxruntime = _onnxruntime()
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def _openvino_runner(path: Path, threads: int | None, precision: str) -> Any:
+    openvino = _openvino()
+    core = openvino.Core()
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    request = compiled.create_infer_request()
+    return lambda feeds: request.infer(feeds)[0]
+
+
+class OnnxEncoder:
+    """The ``Encoder`` protocol over an exported model, run by onnxruntime (the default:
+    what a search loads quickest) or OpenVINO, in fp32 or bf16, without torch.
+
+    Documents are encoded in batches of ``batch_size`` texts of similar length (sorted
+    within each call), so that little of a batch is padding; each can also give the mean
+    vector of its sentences' tokens (``encode_documents_with_sentences``).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        threads: int | None = None,
+        *,
+        runtime: str = "onnx",
+        precision: str = "fp32",
+        batch_size: int = 32,
+    ) -> None:
         import numpy as np
         from tokenizers import Tokenizer
 
-        onnxruntime = _onnxruntime()
         self.config = config
         self.name = str(config["name"])
         self.fingerprint = str(config["fingerprint"])
         self.dim = int(config["dim"])
         self.similarity = str(config["similarity"])
         self.window = int(config["window"])
+        self.runtime, self.precision, self.batch_size = runtime, precision, batch_size
         self._tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self._tok.no_padding()
         self._tok.enable_truncation(int(config["max_seq_length"]))
         self.tokenizer = _Spans(folder / TOKENIZER_FILE)
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = onnxruntime.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        if runtime == "openvino":
+            self._run = _openvino_runner(folder / MODEL_FILE, threads, precision)
+        elif runtime == "onnx" and precision == "fp32":
+            self._run = _onnxruntime_runner(folder / MODEL_FILE, threads)
+        else:
+            raise ModelError(f"no {precision} on {runtime}; choose from fp32 or openvino bf16")
         self._heads: dict[str, Any] = {}
         if config.get("heads"):
             with np.load(folder / HEADS_FILE) as arrays:
                 self._heads = {name: arrays[name] for name in arrays.files}
+        self.padding = [0, 0]
+        """Padding and real tokens of the documents encoded so far."""
 
     def _head(self, route: str, pooled: np.ndarray) -> np.ndarray:
         if not self._heads:
@@ -67,11 +130,10 @@ class OnnxEncoder:
         bias = self._heads.get(f"{route}_bias")
         return out + bias if bias is not None else out
 
-    def _encode(self, route: str, texts: Sequence[str]) -> np.ndarray:
+    def _hidden(self, encoded: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The last hidden states of a batch of tokenized texts, and its attention mask."""
         import numpy as np
 
-        prompt = self.config["prompts"].get(route, "")
-        encoded = self._tok.encode_batch([prompt + text for text in texts])
         width = max(len(e.ids) for e in encoded)
         ids = np.zeros((len(encoded), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -79,25 +141,104 @@ class OnnxEncoder:
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        (hidden,) = self._session.run(None, {n: feeds[n] for n in self.config["inputs"]})
-        if self.config["pooling"] == "cls":
-            pooled = hidden[:, 0]
-        else:
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        hidden = self._run({n: feeds[n] for n in self.config["inputs"]})
+        return np.asarray(hidden, dtype=np.float32), mask
+
+    def _finish(self, route: str, pooled: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         pooled = self._head(route, pooled)
         # Search wants unit vectors whatever the model's last module is.
-        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
 
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.config["pooling"] == "cls":
+            return hidden[:, 0]
+        weights = mask[..., None].astype(np.float32)
+        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+    def tokenize(self, route: str, texts: Sequence[str]) -> list[Any]:
+        """``texts`` as the model takes them (prompt, truncation): what an encode call
+        does first, which a caller can do ahead, in another thread (``prepared``)."""
+        prompt = self.config["prompts"].get(route, "")
+        return list(self._tok.encode_batch([prompt + text for text in texts]))
+
+    def _encode(
+        self,
+        route: str,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        prepared: Sequence[Any] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        import numpy as np
+
+        prompt = self.config["prompts"].get(route, "")
+        encoded = list(prepared) if prepared is not None else self.tokenize(route, texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        sentences: list[np.ndarray | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            hidden, mask = self._hidden([encoded[i] for i in rows])
+            if route == "document":
+                real = int(mask.sum())
+                self.padding[0] += mask.size - real
+                self.padding[1] += real
+            vectors[rows] = self._finish(route, self._pool(hidden, mask))
+            if spans is None:
+                continue
+            for row, i in enumerate(rows):
+                pooled = _span_means(hidden[row], encoded[i].offsets, spans[i], len(prompt))
+                if pooled is not None:
+                    sentences[i] = self._finish(route, pooled)
+        return vectors, sentences
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode("query", texts)
+        return self._encode("query", texts)[0]
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode("document", texts)
+        return self._encode("document", texts)[0]
+
+    def encode_documents_with_sentences(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        prepared: Sequence[Any] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Documents and their sentences; ``prepared``: the texts' ``tokenize``d form."""
+        return self._encode("document", texts, spans, prepared)
 
     def close(self) -> None:
         """Nothing to release: the session goes with the encoder."""
+
+
+def _span_means(
+    hidden: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    spans: Sequence[tuple[int, int]],
+    shift: int,
+) -> np.ndarray | None:
+    """The mean hidden state of the tokens of each of ``spans`` (character offsets of the
+    text, which the tokenized input has after a prompt of ``shift`` characters)."""
+    import numpy as np
+
+    if not spans:
+        return None
+    places = np.asarray(offsets, dtype=np.int64).reshape(-1, 2) - shift
+    starts, ends = places[:, 0], places[:, 1]
+    real = ends > starts
+    out = np.empty((len(spans), hidden.shape[-1]), dtype=np.float32)
+    for row, (a, b) in enumerate(spans):
+        inside = real & (starts < b) & (ends > a)
+        out[row] = (
+            hidden[: len(places)][inside].mean(axis=0)
+            if inside.any()
+            else hidden[: len(places)].mean(axis=0)
+        )
+    return out
 
 
 class _Spans:
@@ -117,11 +258,25 @@ class _Spans:
         return list(self._tok.encode(text, add_special_tokens=False).offsets)
 
 
-def load(models_dir: Path, fingerprint: str, threads: int | None = None) -> OnnxEncoder:
+def load(
+    models_dir: Path,
+    fingerprint: str,
+    threads: int | None = None,
+    *,
+    runtime: str = "onnx",
+    precision: str = "fp32",
+    batch_size: int = 32,
+) -> OnnxEncoder:
     """The exported encoder for ``fingerprint``; ``ModelError`` saying why it cannot be used."""
     folder = folder_for(models_dir, fingerprint)
     config = checked_config(folder, fingerprint)
     try:
-        return OnnxEncoder(folder, config, threads)
+        return OnnxEncoder(
+            folder, config, threads, runtime=runtime, precision=precision, batch_size=batch_size
+        )
+    except ImportError:
+        raise ModelError(
+            f"{runtime} is not installed; pip install 'twinsearch[fast]', or pass --runtime onnx"
+        ) from None
     except Exception as exc:  # onnxruntime and tokenizers raise their own types
         raise ModelError(f"broken ONNX export in {folder}: {first_line(exc)[:200]}") from None

@@ -1,0 +1,309 @@
+"""The document encoder on the fastest path the machine has, chosen by measurement and
+kept only while its vectors agree with the model's own.
+
+Paths: the model's ONNX export (the one searches use) run by OpenVINO in bf16, where the
+CPU computes in bf16 natively, or in fp32; by onnxruntime in fp32; and the model itself on
+torch (in fp16 on a GPU). On the first batch a run encodes, each candidate encodes a sample
+of it (``GATE_SAMPLE`` chunks of the corpus being indexed) and is timed; the fastest whose
+vectors keep a cosine of at least ``GATE_COSINE`` with torch's fp32 ones on every text of
+the sample is used. The candidates' speeds are kept beside the export, per machine, so
+later runs time only torch (the reference the gate needs) and the path they use.
+
+A path that fails the gate is not used, and a one-line note says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twinsearch.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+RUNTIMES = ("auto", "openvino", "onnx", "torch")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+GATE_COSINE = 0.9999
+"""The least cosine a fast path's vectors may have with fp32 torch's, text by text."""
+GATE_SAMPLE = 32
+SMALL_RUN_BYTES = 200_000
+"""Under this much text (about 200 chunks), ``auto`` keeps torch: the gate and a runtime's
+start cost a few seconds, what a fast path saves on some 100 chunks."""
+SPEEDS_FILE = "speeds.json"
+
+
+@dataclass(frozen=True)
+class Path_:
+    runtime: str
+    precision: str
+
+    def __str__(self) -> str:
+        return f"{self.runtime} {self.precision}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a run's documents were encoded with, as a collection's metadata records it."""
+
+    runtime: str
+    precision: str
+    min_cosine: float
+    """Least cosine with torch fp32 on the gate's sample."""
+    chunks_per_s: float | None = None
+    """On the gate's sample, where it was timed this run."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def candidates(reference: Any, runtime: str, precision: str, exported: bool) -> list[Path_]:
+    """The paths to try, in the order to prefer them before any is timed."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown --runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
+        )
+    from twinsearch.encoders.onnx.runtime import openvino_precisions
+
+    device = str(getattr(getattr(reference, "model", None), "device", "cpu"))
+    paths: list[Path_] = []
+    if device.startswith("cuda"):
+        paths += [Path_("torch", "fp16"), Path_("torch", "fp32")]
+    elif exported:
+        paths += [Path_("openvino", p) for p in ("bf16", "fp32") if p in openvino_precisions()]
+        paths.append(Path_("onnx", "fp32"))
+    paths.append(Path_("torch", "fp32"))
+    chosen = [
+        p for p in paths if runtime in ("auto", p.runtime) and precision in ("auto", p.precision)
+    ]
+    if not chosen:
+        raise ConfigError(
+            f"--runtime {runtime} --precision {precision} is not available here; "
+            f"available: {', '.join(str(p) for p in paths)}"
+        )
+    return chosen
+
+
+def _machine() -> str:
+    """What a timing holds for: the CPU, the cores and the runtimes' versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for package in ("openvino", "onnxruntime", "torch"):
+        try:
+            versions.append(f"{package}={version(package)}")
+        except PackageNotFoundError:
+            pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if "model name" in line), cpu)
+    except OSError:
+        pass
+    return f"{cpu} x{os.cpu_count()} {' '.join(versions)}"
+
+
+class GatedEncoder:
+    """The ``Encoder`` protocol for documents, on the fastest path that passes the gate.
+
+    ``reference`` is the model on torch (fp32): it gives the name, fingerprint, window and
+    tokenizer, encodes queries, and is the gate's yardstick. ``make`` builds the encoder of
+    a path (None for torch fp32, which is ``reference`` itself).
+    """
+
+    def __init__(
+        self,
+        reference: Any,
+        paths: list[Path_],
+        make: Callable[[Path_], Any],
+        *,
+        speeds: Path | None = None,
+        say: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.reference = reference
+        self.name, self.fingerprint = reference.name, reference.fingerprint
+        self.dim, self.similarity = reference.dim, reference.similarity
+        self.window, self.tokenizer = reference.window, reference.tokenizer
+        self._paths, self._make, self._speeds_file, self._say = paths, make, speeds, say
+        self._active: Any = None
+        self._prepared_by: Any = None
+        self.choice: Choice | None = None
+
+    def encode_queries(self, texts: Sequence[str]) -> Any:
+        return self.reference.encode_queries(texts)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encoder(texts).encode_documents(texts)
+
+    def encode_documents_with_sentences(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        prepared: Sequence[Any] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        from twinsearch.encoders.base import encode_with_sentences
+
+        encoder = self._encoder(texts)
+        usable = prepared if self._prepared_by is encoder else None
+        return encode_with_sentences(encoder, texts, spans, usable)
+
+    def tokenize_documents(self, texts: Sequence[str]) -> list[Any] | None:
+        """``texts`` tokenized for the path in use, once it is chosen and tokenizes apart
+        from encoding (the exported model does); None before, or otherwise. Called from
+        the indexer's reader thread, ahead of the encoder."""
+        active = self._active
+        if active is None or not hasattr(active, "tokenize"):
+            return None
+        self._prepared_by = active
+        return active.tokenize("document", texts)
+
+    def close(self) -> None:
+        if self._active is not None and self._active is not self.reference:
+            self._active.close()
+        self.reference.close()
+
+    # --- the gate ---------------------------------------------------------------------
+
+    def _encoder(self, texts: Sequence[str]) -> Any:
+        if self._active is None:
+            self._active = self._choose(list(texts[:GATE_SAMPLE]))
+        return self._active
+
+    def _load_speeds(self) -> dict[str, float]:
+        if self._speeds_file is None:
+            return {}
+        try:
+            known = json.loads(self._speeds_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        speeds = known.get(_machine()) if isinstance(known, dict) else None
+        return {str(k): float(v) for k, v in (speeds or {}).items()}
+
+    def _save_speeds(self, speeds: dict[str, float]) -> None:
+        if self._speeds_file is None or not speeds:
+            return
+        try:
+            known = json.loads(self._speeds_file.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known[_machine()] = speeds
+        try:
+            self._speeds_file.write_text(json.dumps(known, indent=2))
+        except OSError:
+            pass  # only a timing lost
+
+    def _choose(self, sample: list[str]) -> Any:
+        """The fastest path whose vectors pass the gate on ``sample``."""
+        import numpy as np
+
+        reference_path = Path_("torch", "fp32")
+        if self._paths == [reference_path] or not sample:
+            self.choice = Choice("torch", "fp32", 1.0)
+            return self.reference
+        started = time.perf_counter()
+        expected = self.reference.encode_documents(sample)
+        torch_speed = len(sample) / (time.perf_counter() - started)
+        speeds = self._load_speeds()
+        timed = dict(speeds)
+        timed[str(reference_path)] = torch_speed
+        untimed = [p for p in self._paths if str(p) not in speeds]
+        order = sorted(self._paths, key=lambda p: -timed.get(str(p), float("inf")))
+        if untimed:
+            order = [p for p in self._paths]  # time every path once, then take the fastest
+        passed: list[tuple[float, Path_, Any, float]] = []
+        for path in order:
+            if path == reference_path:
+                passed.append((torch_speed, path, self.reference, 1.0))
+                continue
+            try:
+                encoder = self._make(path)
+                encoder.encode_documents(sample[:2])  # compiled and warm before it is timed
+                started = time.perf_counter()
+                got = encoder.encode_documents(sample)
+                speed = len(sample) / (time.perf_counter() - started)
+            except (ModelError, RuntimeError, OSError) as exc:
+                self._say(f"note: {path} cannot encode documents here ({exc}); not used")
+                continue
+            timed[str(path)] = speed
+            cosine = float(np.min(np.sum(got * expected, axis=1)))
+            if cosine < GATE_COSINE:
+                self._say(
+                    f"note: {path} drifts from the model (cosine {cosine:.5f} < "
+                    f"{GATE_COSINE} on this corpus); not used"
+                )
+                encoder.close()
+                continue
+            passed.append((speed, path, encoder, cosine))
+            if not untimed:
+                break  # timed before: the first that passes is the fastest
+        self._save_speeds({k: round(v, 2) for k, v in timed.items()})
+        speed, path, encoder, cosine = max(passed, key=lambda item: item[0])
+        for _, _, other, _ in passed:
+            if other is not encoder and other is not self.reference:
+                other.close()
+        self.choice = Choice(path.runtime, path.precision, round(cosine, 6), round(speed, 1))
+        return encoder
+
+
+def document_encoder(
+    reference: Any,
+    models_dir: Path,
+    *,
+    runtime: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    batch_size: int = 32,
+    expected_bytes: int | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> Any:
+    """``reference`` (a model on torch, exported already where it can be) as a
+    ``GatedEncoder``; other encoders (the hashing double), and ``auto`` for a run of less
+    than ``SMALL_RUN_BYTES`` of text, as they are."""
+    from twinsearch.encoders import onnx
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+
+    if not isinstance(reference, SentenceTransformerEncoder):
+        if runtime not in ("auto", "torch") or precision not in ("auto", "fp32"):
+            raise ConfigError(
+                f"{reference.name} runs as it is: leave --runtime and --precision out"
+            )
+        return reference
+    small = expected_bytes is not None and expected_bytes < SMALL_RUN_BYTES
+    if small and runtime == "auto" and precision == "auto":
+        return reference
+    folder = onnx.folder_for(models_dir, reference.fingerprint)
+    exported = (folder / onnx.CONFIG_FILE).exists()
+    paths = candidates(reference, runtime, precision, exported)
+
+    def make(path: Path_) -> Any:
+        if path.runtime == "torch":
+            return _torch_half(reference) if path.precision == "fp16" else reference
+        return onnx.load(
+            models_dir,
+            reference.fingerprint,
+            threads,
+            runtime=path.runtime,
+            precision=path.precision,
+            batch_size=batch_size,
+        )
+
+    return GatedEncoder(reference, paths, make, speeds=folder / SPEEDS_FILE, say=say)
+
+
+def _torch_half(reference: Any) -> Any:
+    """The model in fp16 (on a GPU), as its own encoder with the reference's identity."""
+    import copy
+
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+
+    half = copy.copy(reference)
+    half.model = copy.deepcopy(reference.model).half()
+    return half if isinstance(half, SentenceTransformerEncoder) else reference
