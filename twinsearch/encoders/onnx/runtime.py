@@ -70,6 +70,7 @@ def _openvino_runner(path: Path, threads: int | None, precision: str) -> Any:
         "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         "PERFORMANCE_HINT": "LATENCY",
     }
+
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
