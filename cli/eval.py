@@ -76,6 +76,15 @@ Truncate = Annotated[
 RunFile = Annotated[
     Path | None, typer.Option("--run", help="Also write the ranking as a TREC run file")
 ]
+KeepIdentical = Annotated[
+    bool,
+    typer.Option(
+        "--keep-identical",
+        help="Keep a hit whose id is the query's id. By default it is dropped, as BEIR does: "
+        "where queries are documents of the corpus (ArguAna, Quora) the query's own document "
+        "would otherwise count as a miss",
+    ),
+]
 
 
 @errors_to_exit
@@ -86,6 +95,7 @@ def eval_(
     mode: ModeOption = None,
     truncate: Truncate = False,
     run_file: RunFile = None,
+    keep_identical: KeepIdentical = False,
     json_out: JsonOut = False,
     threads: Threads = None,
     runtime: Runtime = None,
@@ -99,6 +109,10 @@ def eval_(
     The corpus is indexed once into a collection of its own (reused while the model and the
     corpus file are unchanged); every query of the split then runs as `twinsearch search`
     runs it. Reports nDCG@10, MRR@10, Recall@100 and MAP@100.
+
+    A hit whose id is the query's id is dropped from its ranking (and from --run), as BEIR's
+    evaluator does by default: where queries are documents of the corpus (ArguAna, Quora)
+    the query's own document would otherwise count as a miss. --keep-identical keeps it.
     """
     from twinsearch.evaluate import collection_name, score, write_trec_run
 
@@ -115,7 +129,7 @@ def eval_(
     data = _dataset(dataset, split)
     encoder, chunking = _encoder(settings, truncate)
     name = collection_name(dataset, encoder.fingerprint, truncate)
-    run, query_seconds, used = _run(settings, name, encoder, chunking, data, mode)
+    run, query_seconds, used = _run(settings, name, encoder, chunking, data, mode, keep_identical)
     metrics = score(run, data.qrels)
     if run_file:
         write_trec_run(run, run_file, f"twinsearch-{used}")
@@ -126,6 +140,7 @@ def eval_(
         "model": encoder.name,
         "split": split,
         "truncate": truncate,
+        "identical_ids": "kept" if keep_identical else "dropped",
         "collection": name,
         "seconds": round(time.perf_counter() - started, 1),
         "query_seconds": round(query_seconds, 2),
@@ -167,9 +182,11 @@ def _run(
     chunking: ChunkSettings,
     data: Dataset,
     mode: SearchMode | None,
+    keep_identical: bool,
 ) -> tuple[dict[str, list[Hit]], float, str]:
     """Every query's ranking from collection ``name`` (the corpus indexed into it first, if
-    it is not there yet), the seconds the queries took, and the mode they ran in."""
+    it is not there yet; a hit with the query's own id dropped unless ``keep_identical``), the
+    seconds the queries took, and the mode they ran in."""
     from twinsearch.evaluate import run_queries
     from twinsearch.indexer.update import write_batch
     from twinsearch.search import Searcher
@@ -179,7 +196,7 @@ def _run(
         query_started = time.perf_counter()
         searcher = Searcher.for_store(store, encoder)
         used = mode.value if mode else searcher.default_mode
-        run = run_queries(searcher, data.queries, used)
+        run = run_queries(searcher, data.queries, used, keep_identical=keep_identical)
         return run, time.perf_counter() - query_started, used
 
 
@@ -214,7 +231,9 @@ def _print_result(
 ) -> None:
     out.print(
         f"{dataset} ({result['split']}, {result['queries']} queries), {result['mode']}, "
-        f"model {result['model']}" + (", truncated" if result["truncate"] else ""),
+        f"model {result['model']}"
+        + (", truncated" if result["truncate"] else "")
+        + (", identical ids kept" if result["identical_ids"] == "kept" else ""),
         markup=False,
     )
     for key, label in METRICS.items():

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from twinsearch import beir
 from twinsearch.beir import json_lines as json_lines
 from twinsearch.beir import read_qrels as read_qrels
 from twinsearch.errors import SourceError
-from twinsearch.nouns import Hit
+from twinsearch.nouns import MAX_K, Hit
 from twinsearch.search import Mode, Searcher
 
 METRICS = {"ndcg@10": "nDCG@10", "mrr@10": "RR@10", "recall@100": "R@100", "map@100": "AP@100"}
 DEPTH = 100
-"""Documents retrieved per query: what Recall@100 and MAP@100 need."""
+"""Documents ranked per query: what Recall@100 and MAP@100 need."""
 
 
 @dataclass
@@ -84,16 +84,31 @@ def run_queries(
     k: int = DEPTH,
     batch_size: int = 64,
     on_progress: Callable[[int], None] = lambda done: None,
+    keep_identical: bool = False,
 ) -> dict[str, list[Hit]]:
+    """Each query's ranking, ``k`` deep where the collection allows.
+
+    A hit whose id is the query's own id is dropped (and one more document retrieved in its
+    place), as BEIR's evaluator does by default: in sets whose queries are documents of the
+    corpus (ArguAna, Quora) the query's own document would otherwise count as a miss.
+    ``keep_identical`` keeps it.
+    """
+    depth = k if keep_identical else min(k + 1, MAX_K)
     ids = list(queries)
     run: dict[str, list[Hit]] = {}
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
-        results = searcher.search_many([queries[q] for q in batch], k, mode, readable=False)
+        results = searcher.search_many([queries[q] for q in batch], depth, mode, readable=False)
         for qid, hits in zip(batch, results, strict=True):
-            run[qid] = hits
+            run[qid] = hits if keep_identical else _without_identical(qid, hits, k)
         on_progress(len(run))
     return run
+
+
+def _without_identical(qid: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+    """The first ``k`` of ``hits`` other than document ``qid``, ranked again from 1."""
+    kept = [hit for hit in hits if hit.doc_id != qid][:k]
+    return [hit if hit.rank == i else replace(hit, rank=i) for i, hit in enumerate(kept, 1)]
 
 
 def score(
