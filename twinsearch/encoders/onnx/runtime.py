@@ -31,14 +31,12 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-RUNTIMES = ("onnx", "openvino")
-"""What runs an export: onnxruntime, or OpenVINO (an extra: ``pip install twinsearch[fast]``)."""
-PRECISIONS = ("fp32", "bf16")
+OPENVINO_PRECISIONS = ("fp32", "bf16")
 
 
 def _openvino() -> Any:
-    """OpenVINO with its telemetry off (the variable its opt-in tool reads)."""
-    os.environ.setdefault("OPENVINO_TELEMETRY", "0")
+    """OpenVINO's runtime. It reads the ONNX export itself; its telemetry lives only in
+    its model-conversion tool (``ovc``, opt-in), which twinsearch does not use."""
     import openvino
 
     return openvino
@@ -51,7 +49,7 @@ def openvino_precisions() -> tuple[str, ...]:
     except ImportError:
         return ()
     capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    return tuple(p for p in PRECISIONS if p.upper() in capabilities)
+    return tuple(p for p in OPENVINO_PRECISIONS if p.upper() in capabilities)
 
 
 def _onnxruntime_runner(path: Path, threads: int | None) -> Any:
@@ -277,7 +275,7 @@ def load(
         )
     except ImportError:
         raise ModelError(
-            f"{runtime} is not installed; pip install 'twinsearch[fast]', or pass --runtime onnx"
+            f"{runtime} is not installed (pip install openvino), or pass --runtime onnx"
         ) from None
     except Exception as exc:  # onnxruntime and tokenizers raise their own types
         raise ModelError(f"broken ONNX export in {folder}: {first_line(exc)[:200]}") from None
