@@ -176,8 +176,9 @@ class Searcher:
             )
             hits = [_hit(rank, p, mode) for rank, p in enumerate(points, start=1)]
             if readable:
+                shown = set((sparse or self._analyzer().encode_query(query)).indices)
                 hits = [
-                    self._readable(h, p, vector, sparse, passage_vector, query)
+                    self._readable(h, p, vector, sparse, passage_vector, shown)
                     for h, p in zip(hits, points, strict=True)
                 ]
             results.append(hits)
@@ -199,10 +200,12 @@ class Searcher:
         query: Any,
         terms: SparseVector | None,
         passage_query: Any,
-        text: str,
+        query_terms: set[int],
     ) -> Hit:
         """``hit`` with what a person can read whatever the mode: how close its best chunk
-        is in meaning (cosine), how many of the query's terms it holds, and its passage."""
+        is in meaning (cosine), how many of the query's terms it holds, and its passage
+        (chosen with ``passage_query``, the query's vector in every mode, and, where they
+        rank, ``query_terms``; which are highlighted in every mode)."""
         similarity = None
         if query is not None:
             similarity = point.score if hit.mode == "dense" else _cosine(query, point.vector)
@@ -210,7 +213,6 @@ class Searcher:
         if terms is not None and self.bm25 is not None:
             [chunk] = self.bm25.encode_documents([f"{hit.title}\n{hit.snippet}"])
             matched = (len(set(terms.indices) & set(chunk.indices)), len(set(terms.indices)))
-        query_terms = set((terms or self._analyzer().encode_query(text)).indices)
         passage = passage_of(
             point.payload,
             query=passage_query,
