@@ -220,7 +220,7 @@ def _index(
     if report is not None:
         from twinsearch.indexer.update import remember_runtime
 
-        remember_runtime(store, encoder)
+        remember_runtime(store, encoder, report)
         print_skips(report.skipped)
         print_index_summary(report, name)
     return store

@@ -54,6 +54,8 @@ class IndexReport:
     """Spent in the encoder."""
     waiting_seconds: float = 0.0
     """Spent waiting for the reader thread: the encoder idle for want of chunks."""
+    encoded_with: str = ""
+    """The document encoder's runtime and precision (``openvino bf16``), where recorded."""
 
     def skip(self, where: str, why: str) -> None:
         self.skipped.append((where, why))
@@ -67,6 +69,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "encoding_seconds": round(self.encoding_seconds, 3),
             "waiting_seconds": round(self.waiting_seconds, 3),
+            "encoded_with": self.encoded_with or None,
             "changes": dict(self.changes),
             "refreshed": self.refreshed,
             "skipped": [{"where": where, "why": why} for where, why in self.skipped],

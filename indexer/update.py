@@ -117,7 +117,7 @@ def update(
             on_upgrade=upgrading,
         )
     remember_sources(client.collection(target), corpus)
-    remember_runtime(client.collection(target), encoder)
+    remember_runtime(client.collection(target), encoder, report)
     if target != settings.collection:
         previous = client.switch_alias(settings.collection, target)
         on_event(Switched(settings.collection, target, previous))
@@ -128,7 +128,8 @@ RUNTIME_KEY = "runtime"
 precision and gate cosine, and every runtime and precision that wrote to it."""
 
 
-def remember_runtime(store: Store, encoder: Any) -> None:
+def remember_runtime(store: Store, encoder: Any, report: IndexReport | None = None) -> None:
+    """Record in ``store``'s metadata (and ``report``) what encoded the run's documents."""
     from twinsearch.encoders.fast import Choice
 
     choice = getattr(encoder, "choice", None)
@@ -136,6 +137,8 @@ def remember_runtime(store: Store, encoder: Any) -> None:
         choice = Choice("torch", "fp32", 1.0)
     if choice is None:
         return
+    if report is not None:
+        report.encoded_with = f"{choice.runtime} {choice.precision}"
     known = dict(store.metadata().get(RUNTIME_KEY) or {})
     used = set(known.get("used") or [])
     used.add(f"{choice.runtime} {choice.precision}")

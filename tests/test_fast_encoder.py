@@ -127,6 +127,7 @@ def test_a_collection_records_what_encoded_it(tmp_path: Path, runtime: str) -> N
     args = ["index", str(EXAMPLES / "corpus"), "--runtime", runtime, "--data-dir", str(data)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
+    assert f"chunks/s on {runtime} fp32;" in result.stderr
     recorded = _info(data, "default")["runtime"]
     assert (recorded["runtime"], recorded["precision"]) == (runtime, "fp32")
     assert recorded["used"] == [f"{runtime} fp32"] and recorded["min_cosine"] >= GATE_COSINE
