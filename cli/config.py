@@ -93,4 +93,11 @@ def build_settings(
     values.setdefault("data_dir", default_data_dir())
     if values.get("segment_mb", 1) < 1:
         raise ConfigError(f"segment_mb must be at least 1, not {values['segment_mb']}")
+    from twinsearch.encoders.fast import PRECISIONS, RUNTIMES
+
+    for name, allowed in (("runtime", RUNTIMES), ("precision", PRECISIONS)):
+        if values.get(name, "auto") not in allowed:
+            raise ConfigError(
+                f"unknown {name} {values[name]!r}; choose one of {', '.join(allowed)}"
+            )
     return Settings(**values)

@@ -52,3 +52,15 @@ def test_free_cores_measures_the_cpu_now_when_asked(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cores, "_busy_now", lambda n: 0.2)  # the other job has ended
     assert cores.free_cores() == 1
     assert cores.free_cores(measure=True) == 2
+
+
+def test_runtime_and_precision_are_checked_before_any_work(tmp_path: Path) -> None:
+    env = {"TWINSEARCH_CONFIG": str(tmp_path / "none.toml"), "TWINSEARCH_RUNTIME": "openvino"}
+    (tmp_path / "none.toml").write_text("")
+    settings = build_settings({"precision": "bf16"}, env)
+    assert (settings.runtime, settings.precision) == ("openvino", "bf16")
+    assert (build_settings({}, {"TWINSEARCH_CONFIG": env["TWINSEARCH_CONFIG"]}).runtime) == "auto"
+    with pytest.raises(ConfigError, match="unknown runtime 'tensorrt'; choose one of auto"):
+        build_settings({"runtime": "tensorrt"}, env)
+    with pytest.raises(ConfigError, match="unknown precision 'int4'"):
+        build_settings({"precision": "int4"}, env)

@@ -105,6 +105,10 @@ def test_the_gate_refuses_a_path_whose_vectors_drift(
     assert encoder.choice is not None and encoder.choice.runtime == "torch"
     assert any("drifts from the model" in note and "onnx fp32" in note for note in notes)
     assert _cosines(vectors, real_encoder.encode_documents(inputs)).min() > 0.99999
+    # Asked for that path alone, the run still writes the model's own vectors, and says so.
+    only = document_encoder(real_encoder, damaged, runtime="onnx", threads=2, say=notes.append)
+    only.encode_documents(inputs[:4])
+    assert only.choice.runtime == "torch" and "no path asked for" in notes[-1]
 
 
 def test_unknown_or_unavailable_paths_are_refused_with_the_choices(real_encoder: Any) -> None:

@@ -248,6 +248,9 @@ class GatedEncoder:
             if not untimed:
                 break  # timed before: the first that passes is the fastest
         self._save_speeds({k: round(v, 2) for k, v in timed.items()})
+        if not passed:
+            self._say("note: no path asked for keeps the model's vectors here; using torch fp32")
+            passed.append((torch_speed, reference_path, self.reference, 1.0))
         speed, path, encoder, cosine = max(passed, key=lambda item: item[0])
         for _, _, other, _ in passed:
             if other is not encoder and other is not self.reference:
