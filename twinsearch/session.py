@@ -99,7 +99,9 @@ def document_encoder(
         models_dir(settings),
         runtime=settings.runtime,
         precision=settings.precision,
-        threads=threads(settings),
+        # Measured, as the model's own: the load average trails by a minute, and just
+        # after another heavy run it would leave a core idle.
+        threads=threads(settings, measure=True),
         batch_size=settings.batch_size,
         expected_bytes=expected_bytes,
         say=say,
