@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from twinsearch.cli.app import app
-from twinsearch.encoders.fast import GATE_COSINE, GatedEncoder, Path_, candidates, document_encoder
+from twinsearch.encoders.fast import GATE_COSINE, GatedEncoder, Route, candidates, document_encoder
 from twinsearch.errors import ConfigError
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.sources import Corpus
@@ -53,7 +53,7 @@ def test_every_path_here_agrees_with_torch_on_the_sample_corpus(
 
     expected = real_encoder.encode_documents(inputs)
     paths = candidates(real_encoder, "auto", "auto", exported=True)
-    assert Path_("onnx", "fp32") in paths and paths[-1] == Path_("torch", "fp32")
+    assert Route("onnx", "fp32") in paths and paths[-1] == Route("torch", "fp32")
     for path in paths[:-1]:
         encoder = onnx.load(
             models, real_encoder.fingerprint, 2, runtime=path.runtime, precision=path.precision

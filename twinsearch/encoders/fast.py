@@ -43,7 +43,9 @@ on two cores), with a quarter of the working memory (about 0.2 GB against 0.5 GB
 
 
 @dataclass(frozen=True)
-class Path_:
+class Route:
+    """A way to run the document encoder: a runtime and a precision."""
+
     runtime: str
     precision: str
 
@@ -66,7 +68,7 @@ class Choice:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def candidates(reference: Any, runtime: str, precision: str, exported: bool) -> list[Path_]:
+def candidates(reference: Any, runtime: str, precision: str, exported: bool) -> list[Route]:
     """The paths to try, in the order to prefer them before any is timed."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown --runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
@@ -77,13 +79,13 @@ def candidates(reference: Any, runtime: str, precision: str, exported: bool) -> 
     from twinsearch.encoders.onnx.runtime import openvino_precisions
 
     device = str(getattr(getattr(reference, "model", None), "device", "cpu"))
-    paths: list[Path_] = []
+    paths: list[Route] = []
     if device.startswith("cuda"):
-        paths += [Path_("torch", "fp16"), Path_("torch", "fp32")]
+        paths += [Route("torch", "fp16"), Route("torch", "fp32")]
     elif exported:
-        paths += [Path_("openvino", p) for p in ("bf16", "fp32") if p in openvino_precisions()]
-        paths.append(Path_("onnx", "fp32"))
-    paths.append(Path_("torch", "fp32"))
+        paths += [Route("openvino", p) for p in ("bf16", "fp32") if p in openvino_precisions()]
+        paths.append(Route("onnx", "fp32"))
+    paths.append(Route("torch", "fp32"))
     chosen = [
         p for p in paths if runtime in ("auto", p.runtime) and precision in ("auto", p.precision)
     ]
@@ -125,8 +127,8 @@ class GatedEncoder:
     def __init__(
         self,
         reference: Any,
-        paths: list[Path_],
-        make: Callable[[Path_], Any],
+        paths: list[Route],
+        make: Callable[[Route], Any],
         *,
         speeds: Path | None = None,
         say: Callable[[str], None] = lambda line: None,
@@ -209,7 +211,7 @@ class GatedEncoder:
         """The fastest path whose vectors pass the gate on ``sample``."""
         import numpy as np
 
-        reference_path = Path_("torch", "fp32")
+        reference_path = Route("torch", "fp32")
         if self._paths == [reference_path] or not sample:
             self.choice = Choice("torch", "fp32", 1.0)
             return self.reference
@@ -223,7 +225,7 @@ class GatedEncoder:
         order = sorted(self._paths, key=lambda p: -timed.get(str(p), float("inf")))
         if untimed:
             order = [p for p in self._paths]  # time every path once, then take the fastest
-        passed: list[tuple[float, Path_, Any, float]] = []
+        passed: list[tuple[float, Route, Any, float]] = []
         for path in order:
             if path == reference_path:
                 passed.append((torch_speed, path, self.reference, 1.0))
@@ -307,7 +309,7 @@ def document_encoder(
     exported = (folder / onnx.CONFIG_FILE).exists()
     paths = candidates(reference, runtime, precision, exported)
 
-    def make(path: Path_) -> Any:
+    def make(path: Route) -> Any:
         if path.runtime == "torch":
             return _torch_half(reference) if path.precision == "fp16" else reference
         return onnx.load(
