@@ -268,7 +268,7 @@ def print_index_summary(report: Any, collection: str) -> None:
         f"indexed {counted(report.documents, 'document')} "
         f"({counted(report.chunks, 'chunk')}) into {collection!r} in "
         f"{report.seconds:.1f} s, {rate:.1f} chunks/s"
-        + (f" on {report.encoded_with}" if getattr(report, "encoded_with", "") else "")
+        + (f" on {report.encoded_with}" if report.encoded_with else "")
         + f"; {changes}"
         + (f"; skipped {len(report.skipped)}" if report.skipped else "")
         + (f"; {report.refreshed} with a new modification time" if report.refreshed else ""),

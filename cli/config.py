@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from twinsearch.errors import ConfigError
-from twinsearch.settings import Settings
+from twinsearch.settings import Settings, check_encoder_route
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,11 +93,5 @@ def build_settings(
     values.setdefault("data_dir", default_data_dir())
     if values.get("segment_mb", 1) < 1:
         raise ConfigError(f"segment_mb must be at least 1, not {values['segment_mb']}")
-    from twinsearch.encoders.fast import PRECISIONS, RUNTIMES
-
-    for name, allowed in (("runtime", RUNTIMES), ("precision", PRECISIONS)):
-        if values.get(name, "auto") not in allowed:
-            raise ConfigError(
-                f"unknown {name} {values[name]!r}; choose one of {', '.join(allowed)}"
-            )
+    check_encoder_route(values.get("runtime", "auto"), values.get("precision", "auto"))
     return Settings(**values)

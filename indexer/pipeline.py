@@ -26,7 +26,7 @@ from twinsearch.indexer.chunking import ChunkSettings, chunk_document
 from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
 from twinsearch.nouns import Chunk, Document, Point
-from twinsearch.passages import pack, sentence_spans
+from twinsearch.passages import pack, sentence_spans, stored_form
 from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
 from twinsearch.stores import Client, Match, Range, Store
 
@@ -120,7 +120,7 @@ def _payload(
     }
     if place is not None:
         payload.update(line=place.line, column=place.column, end_line=place.end_line)
-    payload["sentences"] = [offset for span in sentences for offset in span]
+    payload["sentences"] = stored_form(sentences)
     if sentence_vectors is not None:
         payload["sentence_vectors"] = pack(sentence_vectors)
     if doc.modified:

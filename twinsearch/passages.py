@@ -92,9 +92,9 @@ def unpack(packed: str, dim: int) -> np.ndarray:
     return signs.astype(np.float32) * 2.0 - 1.0
 
 
-def chunk_sentences(text: str) -> list[int]:
-    """The payload form of a chunk's sentence spans: flat start, end pairs."""
-    return [offset for span in sentence_spans(text) for offset in span]
+def stored_form(spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Spans as a chunk's payload keeps them: flat start, end pairs (``stored_spans``)."""
+    return [offset for span in spans for offset in span]
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,7 @@ def sentence_scores(payload: dict[str, Any], query: Any, dim: int) -> list[float
 
 
 def stored_spans(payload: dict[str, Any]) -> list[tuple[int, int]] | None:
+    """A chunk's sentence spans from its payload; None where it keeps none."""
     flat = payload.get("sentences")
     if flat is None:
         return None
@@ -185,10 +186,12 @@ def passage_of(
     dim: int = 0,
     query_terms: set[int] | None = None,
     terms: Terms | None = None,
+    by_terms: bool = True,
     neighbour: Neighbour | None = None,
 ) -> Passage:
-    """The passage of a hit's best chunk (its ``payload``); a sentence the chunk cuts at
-    either end is completed from the ``neighbour`` chunk when the passage still fits."""
+    """The passage of a hit's best chunk (its ``payload``), its ``query_terms`` highlighted;
+    chosen by them too with ``by_terms`` (the modes that rank by terms). A sentence the chunk
+    cuts at either end is completed from the ``neighbour`` chunk when the passage fits."""
     text = str(payload.get("text", ""))
     spans = stored_spans(payload)
     if spans is None:
@@ -196,7 +199,8 @@ def passage_of(
     scores = sentence_scores(payload, query, dim)
     if scores is not None and len(scores) != len(spans):
         scores = None
-    start, end = choose(text, spans, scores=scores, query_terms=query_terms, terms=terms)
+    choosing = query_terms if by_terms else None
+    start, end = choose(text, spans, scores=scores, query_terms=choosing, terms=terms)
     base = text
     offset = 0  # where ``text`` starts in ``base``
     line, column = payload.get("line"), payload.get("column")
@@ -207,7 +211,7 @@ def passage_of(
             overlap = int(payload.get("start", 0)) - int(before.get("start", 0))
             lead = str(before.get("text", ""))[:overlap]
             joined = lead + text
-            whole = _sentence_at(joined, len(lead) + start)
+            whole = _sentence_around(joined, len(lead) + start)[0]
             if whole is not None and len(lead) + end - whole <= MAX_CHARS:
                 base, offset = joined, len(lead)
                 line, column = before.get("line"), before.get("column")
@@ -218,7 +222,7 @@ def passage_of(
             overlap = int(payload.get("end", 0)) - int(after.get("start", 0))
             tail = str(after.get("text", ""))[overlap:]
             joined = base + tail
-            whole_end = _sentence_end(joined, offset + end - 1)
+            whole_end = _sentence_around(joined, offset + end - 1)[1]
             if whole_end is not None and whole_end - (offset + start) <= MAX_CHARS:
                 base = joined
                 end = whole_end - offset
@@ -234,16 +238,9 @@ def passage_of(
     return Passage(shown, marks, *(place or (None, None, None)))
 
 
-def _sentence_at(text: str, offset: int) -> int | None:
-    """The start of the sentence of ``text`` that holds ``offset``."""
+def _sentence_around(text: str, offset: int) -> tuple[int | None, int | None]:
+    """The start and end of the sentence of ``text`` that holds ``offset``."""
     for a, b in sentence_spans(text):
         if a <= offset < b:
-            return a
-    return None
-
-
-def _sentence_end(text: str, offset: int) -> int | None:
-    for a, b in sentence_spans(text):
-        if a <= offset < b:
-            return b
-    return None
+            return a, b
+    return None, None

@@ -14,7 +14,7 @@ from typing import Any
 from twinsearch.encoders import Encoder
 from twinsearch.errors import ConfigError, EmptyQuery
 from twinsearch.nouns import MAX_K, MODES, Hit, Mode, ScoredPoint, SearchMode, SparseVector
-from twinsearch.passages import highlights, passage_of
+from twinsearch.passages import passage_of
 from twinsearch.sparse import Bm25
 from twinsearch.stores import Filter, Match, Store
 
@@ -217,14 +217,11 @@ class Searcher:
             point.payload,
             query=passage_query,
             dim=self.encoder.dim,
-            # Terms choose the passage in the modes that rank by them; they are shown in all.
-            query_terms=query_terms if hit.mode != "dense" else None,
+            query_terms=query_terms,
             terms=self._terms,
+            by_terms=hit.mode != "dense",
             neighbour=lambda chunk: self._neighbour(hit, chunk),
         )
-        if hit.mode == "dense":
-            shown = highlights(passage.text, query_terms, self._terms)
-            passage = replace(passage, highlights=shown)
         return replace(
             hit,
             similarity=similarity,

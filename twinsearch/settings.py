@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+RUNTIMES = ("auto", "openvino", "onnx", "torch")
+"""What may run the document encoder (see ``encoders.fast``)."""
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def check_encoder_route(runtime: str, precision: str) -> None:
+    """``ConfigError`` naming the choices unless both are known."""
+    from twinsearch.errors import ConfigError
+
+    for name, value, allowed in (
+        ("runtime", runtime, RUNTIMES),
+        ("precision", precision, PRECISIONS),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -108,3 +108,31 @@ def encode_with_sentences(
     if method is not None:
         return method(texts, spans)
     return encoder.encode_documents(texts), [None] * len(texts)
+
+
+def span_means(
+    hidden: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    spans: Sequence[tuple[int, int]],
+    shift: int,
+) -> np.ndarray | None:
+    """The mean of the token vectors (``hidden``, a row per token as ``offsets`` places
+    them) of each of ``spans`` (character offsets of the text, which the tokenized input has
+    after a prompt of ``shift`` characters): a sentence's vector from the document's pass.
+    A span without a token of its own gets the mean of all."""
+    import numpy as np
+
+    if not spans:
+        return None
+    places = np.asarray(offsets, dtype=np.int64).reshape(-1, 2) - shift
+    starts, ends = places[:, 0], places[:, 1]
+    real = ends > starts
+    out = np.empty((len(spans), hidden.shape[-1]), dtype=np.float32)
+    for row, (a, b) in enumerate(spans):
+        inside = real & (starts < b) & (ends > a)
+        out[row] = (
+            hidden[: len(places)][inside].mean(axis=0)
+            if inside.any()
+            else hidden[: len(places)].mean(axis=0)
+        )
+    return out

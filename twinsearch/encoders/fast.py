@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsearch.errors import ConfigError, ModelError
+from twinsearch.settings import check_encoder_route
 
 if TYPE_CHECKING:
     import numpy as np
 
-RUNTIMES = ("auto", "openvino", "onnx", "torch")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 GATE_COSINE = 0.9999
 """The least cosine a fast path's vectors may have with fp32 torch's, text by text."""
 GATE_SAMPLE = 32
@@ -70,12 +69,7 @@ class Choice:
 
 def candidates(reference: Any, runtime: str, precision: str, exported: bool) -> list[Route]:
     """The paths to try, in the order to prefer them before any is timed."""
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown --runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
-        )
+    check_encoder_route(runtime, precision)
     from twinsearch.encoders.onnx.runtime import openvino_precisions
 
     device = str(getattr(getattr(reference, "model", None), "device", "cpu"))
@@ -221,12 +215,13 @@ class GatedEncoder:
         speeds = self._load_speeds()
         timed = dict(speeds)
         timed[str(reference_path)] = torch_speed
-        untimed = [p for p in self._paths if str(p) not in speeds]
-        order = sorted(self._paths, key=lambda p: -timed.get(str(p), float("inf")))
-        if untimed:
-            order = [p for p in self._paths]  # time every path once, then take the fastest
+        # Every path is timed once; after that, the first to pass in speed order is taken.
+        untimed = any(str(p) not in speeds for p in self._paths)
+        order = self._paths if untimed else sorted(self._paths, key=lambda p: -speeds[str(p)])
         passed: list[tuple[float, Route, Any, float]] = []
         for path in order:
+            if passed and not untimed:
+                break
             if path == reference_path:
                 passed.append((torch_speed, path, self.reference, 1.0))
                 continue
@@ -249,8 +244,6 @@ class GatedEncoder:
                 encoder.close()
                 continue
             passed.append((speed, path, encoder, cosine))
-            if not untimed:
-                break  # timed before: the first that passes is the fastest
         self._save_speeds({k: round(v, 2) for k, v in timed.items()})
         if not passed:
             self._say("note: no path asked for keeps the model's vectors here; using torch fp32")

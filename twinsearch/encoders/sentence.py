@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from twinsearch.encoders.base import span_means
 from twinsearch.errors import ModelError, first_line
 
 
@@ -133,18 +134,12 @@ class SentenceTransformerEncoder:
         for out, places, some in zip(outputs, offsets, spans, strict=True):
             # Rows are padded to the longest text of their batch.
             tokens = out["token_embeddings"][: int(out["attention_mask"].sum())].float()
-            if not some or len(places) != len(tokens):
+            pooled = span_means(tokens.cpu().numpy(), places, some, len(prompt))
+            if pooled is None or len(places) != len(tokens):
                 sentences.append(None)
                 continue
-            starts = torch.tensor([a - len(prompt) for a, _ in places])
-            ends = torch.tensor([b - len(prompt) for _, b in places])
-            real = ends > starts
-            pooled = []
-            for a, b in some:
-                inside = real & (starts < b) & (ends > a)
-                pooled.append(tokens[inside].mean(0) if inside.any() else tokens.mean(0))
             features: dict[str, Any] = {
-                "sentence_embedding": torch.stack(pooled),
+                "sentence_embedding": torch.from_numpy(pooled).to(tokens.device),
                 "task": "document",
                 "modality": "text",
             }

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twinsearch.encoders.base import span_means
 from twinsearch.encoders.onnx.layout import (
     HEADS_FILE,
     MODEL_FILE,
@@ -190,7 +191,7 @@ class OnnxEncoder:
             if spans is None:
                 continue
             for row, i in enumerate(rows):
-                pooled = _span_means(hidden[row], encoded[i].offsets, spans[i], len(prompt))
+                pooled = span_means(hidden[row], encoded[i].offsets, spans[i], len(prompt))
                 if pooled is not None:
                     sentences[i] = self._finish(route, pooled)
         return vectors, sentences
@@ -212,32 +213,6 @@ class OnnxEncoder:
 
     def close(self) -> None:
         """Nothing to release: the session goes with the encoder."""
-
-
-def _span_means(
-    hidden: np.ndarray,
-    offsets: Sequence[tuple[int, int]],
-    spans: Sequence[tuple[int, int]],
-    shift: int,
-) -> np.ndarray | None:
-    """The mean hidden state of the tokens of each of ``spans`` (character offsets of the
-    text, which the tokenized input has after a prompt of ``shift`` characters)."""
-    import numpy as np
-
-    if not spans:
-        return None
-    places = np.asarray(offsets, dtype=np.int64).reshape(-1, 2) - shift
-    starts, ends = places[:, 0], places[:, 1]
-    real = ends > starts
-    out = np.empty((len(spans), hidden.shape[-1]), dtype=np.float32)
-    for row, (a, b) in enumerate(spans):
-        inside = real & (starts < b) & (ends > a)
-        out[row] = (
-            hidden[: len(places)][inside].mean(axis=0)
-            if inside.any()
-            else hidden[: len(places)].mean(axis=0)
-        )
-    return out
 
 
 class _Spans:
