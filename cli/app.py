@@ -12,6 +12,7 @@ from twinsearch.cli.index import index
 from twinsearch.cli.info import alias, drop, info
 from twinsearch.cli.mcp_server import mcp
 from twinsearch.cli.migrate import migrate
+from twinsearch.cli.optimize import optimize
 from twinsearch.cli.search import search
 from twinsearch.cli.serve import serve
 from twinsearch.cli.shell import shell
@@ -44,6 +45,7 @@ app.command()(alias)
 app.command()(serve)
 app.command()(mcp)
 app.command()(migrate)
+app.command()(optimize)
 
 
 def _version(value: bool) -> None:

@@ -11,6 +11,7 @@ from twinsearch.cli.common import (
     DataDir,
     JsonOut,
     QdrantUrl,
+    counted,
     err,
     errors_to_exit,
     out,
@@ -57,7 +58,8 @@ def info(
         out.print("no collections yet; create one with `twinsearch index PATH`", markup=False)
     for c in collections:
         out.print(
-            f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks, model {c['model']} "
+            f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks "
+            f"in {counted(c['segments'], 'segment')}, model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
             f"{_chunking(c['chunking'])}, {_runtime(c.get('runtime'))}created {c['created']}"
             + (f"; searched as {', '.join(c['aliases'])}" if c["aliases"] else ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from .conftest import EXAMPLES
 runner = CliRunner()
 COMMANDS = [
     "index", "search", "info", "eval", "shell", "train", "compare", "drop", "alias", "serve",
-    "migrate",
+    "migrate", "optimize",
 ]  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def data(tmp_path: Path) -> Path:
 def test_help_shows_the_texts_as_written(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     text = help_text(command, monkeypatch)
     assert "%%" not in text  # click does not %-format help as argparse does
-    if command in ("index", "info", "drop", "migrate"):
+    if command in ("index", "info", "drop", "migrate", "optimize"):
         # Bracketed notes are text, not markup to be swallowed.
         assert "[env: TWINSEARCH_DATA_DIR; default: per-user data folder]" in text
 
@@ -191,3 +192,39 @@ def test_onnx_sessions_leave_no_telemetry_files(tmp_path: Path) -> None:
     )
     assert json.loads(done.stdout) == [pytest.approx([0.0, 0.7071, 0.7071, 0.0], abs=1e-4)]
     assert list(home.rglob("*")) == []  # onnxruntime's official builds write ~/.cache/Microsoft
+
+
+def test_optimize_merges_a_collections_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Segments of 1 MB: 1,000 chunks of a 256-dimensional model.
+    monkeypatch.setenv("TWINSEARCH_SEGMENT_MB", "1")
+    corpus = tmp_path / "notes.jsonl"
+    words = [f"{a}{b}" for a in ("tea", "salt", "ink", "moss") for b in range(50)]
+    rng = random.Random(0)
+    lines = [{"id": f"n{i}", "text": " ".join(rng.choices(words, k=8))} for i in range(4500)]
+    corpus.write_text("\n".join(json.dumps(line) for line in lines))
+    data_dir = tmp_path / "data"
+    run("index", corpus, "--model", "hashing", "--data-dir", data_dir)
+
+    def found() -> list[list[tuple[float, str]]]:
+        answers = []
+        # (Not hybrid: this corpus's BM25 ties below the top 10 may fuse in another order.)
+        for mode in ("dense", "bm25"):
+            query = ["search", "salt7 ink12 moss3", "--mode", mode, "--json"]
+            hits = json.loads(run(*query, "--data-dir", data_dir).stdout)
+            answers.append(sorted((-round(h["score"], 5), h["doc_id"]) for h in hits))
+        return answers
+
+    hits = found()
+    [before] = json.loads(run("info", "--json", "--data-dir", data_dir).stdout)["collections"]
+    assert before["segments"] >= 4
+
+    done = json.loads(run("optimize", "--json", "--data-dir", data_dir).stdout)
+
+    [after] = json.loads(run("info", "--json", "--data-dir", data_dir).stdout)["collections"]
+    assert done["segments_before"] == before["segments"]
+    assert done["segments_after"] == after["segments"] <= 2
+    assert after["chunks"] == before["chunks"] == 4500
+    assert found() == hits
+    assert "merged into" in run("optimize", "--data-dir", data_dir).stderr

@@ -163,3 +163,151 @@ def test_file_system_failures_become_one_line_errors(tmp_path: Path) -> None:
         edge.EdgeStore(blocker / "collections", "c").create(CollectionSpec(dim=4, metadata={}))
     with pytest.raises(StoreError, match=r"unreadable .*aliases\.json"):
         connect(data_dir=blocker).collection("c")
+
+
+def _sparse_points(start: int, n: int) -> list[Point]:
+    from twinsearch.nouns import SparseVector
+
+    return [
+        Point(
+            p.id,
+            p.vector,
+            {**p.payload, "text": f"words {i % 7} and {i % 11}", "root": f"/r{i % 3}"},
+            SparseVector([i % 7, 100 + i % 11], [1.0 + i / 10_000, 0.5]),  # no ties
+        )
+        for i, p in enumerate(_points(start, n), start)
+    ]
+
+
+def _everything(store: edge.EdgeStore) -> dict[str, tuple[list[float], dict, list, list]]:  # type: ignore[type-arg]
+    held = {}
+    for page in store.points():
+        for p in page:
+            assert p.sparse is not None
+            held[p.id] = (p.vector.round(6).tolist(), p.payload, p.sparse.indices, p.sparse.values)
+    return held
+
+
+def _answers(store: edge.EdgeStore, queries: list[Point]) -> list[list[tuple[float, str]]]:
+    """Each query's top 10 by dense, sparse and fused scores, and under a filter: (score,
+    id) pairs, ties (which fusion by rank makes) in the order of their ids."""
+    from twinsearch.stores import Match
+
+    found = []
+    for q in queries:
+        for kwargs in (
+            {"dense": q.vector},
+            {"sparse": q.sparse},
+            {"dense": q.vector, "sparse": q.sparse},
+            {"dense": q.vector, "filter": [Match("root", "/r1")]},
+        ):
+            hits = store.search(10, **kwargs)  # type: ignore[arg-type]
+            found.append(sorted((-round(p.score, 5), p.id) for p in hits))
+    return found
+
+
+def test_optimize_merges_segments_and_keeps_every_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge, "SEGMENT_KIB", 16)  # 512 points of 8 dimensions a segment
+    client = edge.EdgeClient(tmp_path)
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=DIM, metadata={}))
+    for start in range(0, 4000, 200):
+        store.upsert(_sparse_points(start, 200))
+    store.finish()
+    before, held = len(_sealed(store)), _everything(store)
+    queries = _sparse_points(10_000, 20)
+    answers = _answers(store, queries)
+    assert before >= 6
+
+    monkeypatch.setattr(edge, "MERGED_KIB", 64)  # four segments' worth
+    store.optimize()
+
+    assert len(_sealed(store)) <= before // 2, _sealed(store)
+    assert sum(_sealed(store)) == 4000  # merged into sealed, HNSW-indexed segments
+    assert _everything(store) == held
+    assert _answers(store, queries) == answers
+    merged = _sealed(store)
+    client.close()
+    # A later run's writes still seal segments of the collection's own size (plus at most
+    # the unsealed tail the last run left), not of the merged one.
+    store = edge.EdgeClient(tmp_path).collection("c")
+    for start in range(4000, 6000, 100):
+        store.upsert(_sparse_points(start, 100))
+    store.finish()
+    assert store.count() == 6000
+    new = list(_sealed(store))
+    for size in merged:
+        new.remove(size)  # the merged segments are still there
+    assert new and max(new) <= 2 * 512 + 100, new
+    store.close()
+
+
+MERGER = """
+import sys
+from pathlib import Path
+from twinsearch.stores import edge
+
+store = edge.EdgeClient(Path(sys.argv[1])).collection("c")
+store.optimize(merged_mb=1000)
+store.close()
+"""
+
+
+def _building(shard: Path) -> bool:
+    """Whether the engine is building a merged segment (it does so in temp_segments/)."""
+    try:
+        return any(
+            p.name.startswith("segment_builder") for p in (shard / "temp_segments").iterdir()
+        )
+    except FileNotFoundError:
+        return False
+
+
+def test_a_merge_killed_half_way_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dim = 64
+    monkeypatch.setattr(edge, "SEGMENT_KIB", 512)  # 2,048 points of 64 dimensions a segment
+    client = edge.EdgeClient(tmp_path)
+    store = client.collection("c")
+    store.create(CollectionSpec(dim=dim, metadata={}))
+    rng = np.random.default_rng(0)
+    ids = []
+    for start in range(0, 10_000, 1000):
+        vectors = rng.normal(size=(1000, dim)).astype(np.float32)
+        batch = [
+            Point(f"00000000-0000-0000-0000-{start + i:012d}", v, {"doc_id": f"d{start + i}"})
+            for i, v in enumerate(vectors)
+        ]
+        store.upsert(batch)
+        ids += [p.id for p in batch]
+    store.finish()
+    segments = store.segments()
+    shard = store.folder / "shard"
+    client.close()
+
+    for wait in (0.0, 0.3):
+        merger = subprocess.Popen([sys.executable, "-c", MERGER, str(tmp_path)])
+        deadline = time.monotonic() + 120
+        while not _building(shard) and merger.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _building(shard)
+        time.sleep(wait)
+        merger.send_signal(signal.SIGKILL)
+        assert merger.wait() == -signal.SIGKILL  # killed while the merge was running
+        store = edge.EdgeClient(tmp_path).collection("c")
+        assert store.count() == len(ids)
+        assert sorted(pid for pid, _ in store.scroll(["doc_id"])) == ids
+        store.close()
+    store = edge.EdgeClient(tmp_path).collection("c")
+    store.optimize(merged_mb=1000)
+    assert store.segments() < segments
+    assert store.count() == len(ids)
+    store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinsearch.errors import CollectionNotFound, ConfigError
+from twinsearch.errors import CollectionNotFound, ConfigError, StoreError
 from twinsearch.nouns import Point, SparseVector
 from twinsearch.stores import Client, CollectionSpec, Match, Missing, Range
 
@@ -237,3 +237,19 @@ def test_missing_matches_points_without_the_field(store) -> None:  # type: ignor
     store.upsert(points)
     assert store.count([Missing("lang")]) == 3
     assert store.count([Missing("doc_id")]) == 0
+
+
+def test_optimize_keeps_every_point_and_counts_segments(store) -> None:  # type: ignore[no-untyped-def]
+    points = _points(50)
+    store.upsert(points)
+    store.finish()
+    assert store.segments() >= 1
+    if type(store).__name__ == "SharedStore":  # held by `twinsearch serve`: refused
+        with pytest.raises(StoreError, match="stop serve, run `twinsearch optimize`"):
+            store.optimize()
+        return
+    before, after = store.optimize()
+    assert 1 <= after <= before
+    assert store.count() == 50
+    [hit] = store.search(1, dense=points[7].vector)
+    assert hit.id == points[7].id

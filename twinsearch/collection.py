@@ -162,6 +162,7 @@ def describe(store: Store) -> dict[str, Any]:
         "name": store.name,
         "documents": store.count([Match("chunk", 0)]),
         "chunks": store.count(),
+        "segments": store.segments(),
         "model": encoder.get("name"),
         "fingerprint": encoder.get("fingerprint"),
         "dim": encoder.get("dim"),

@@ -217,6 +217,15 @@ class Store(Protocol):
         """Called after a bulk write: make it durable and searchable at full speed."""
         ...
 
+    def segments(self) -> int:
+        """The number of segments the engine holds the collection in."""
+        ...
+
+    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+        """Merge the collection's segments into fewer, of up to ``merged_mb`` MB of dense
+        vectors each: every point kept. The number of segments before and after."""
+        ...
+
     def close(self) -> None: ...
 
 

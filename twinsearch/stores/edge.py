@@ -76,6 +76,13 @@ SEGMENT_KIB = 64_000
 TAIL_KIB = 4_000
 FLUSH_EVERY = 5000
 FLUSH_SECONDS = 10.0
+# `twinsearch optimize` merges sealed segments into segments of at most this much dense
+# vector data, in KiB (about 260k chunks of a 384-dimensional model): a million chunks in
+# four. Searches visit every segment and opening one reads its payload indexes, so fewer
+# segments make cold and warm searches faster; the merge, in a process of its own, takes
+# memory that grows with this bound, which writes never reach (they seal at
+# ``SEGMENT_KIB``).
+MERGED_KIB = 400_000
 
 
 _DENSE_PARAMS = qe.SearchParams(hnsw_ef=HNSW_EF)
@@ -141,7 +148,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _edge_config(dim: int, segment_kib: int, indexing_kb: int) -> Any:
+def _edge_config(dim: int, segment_kib: int, indexing_kb: int, segments: int | None = None) -> Any:
     # Vectors and the BM25 index memory-mapped and read on demand, not loaded into RAM when
     # the collection opens: a cold search at 100k chunks would otherwise spend much of its
     # time reading 150 MB of vectors and decoding the inverted index.
@@ -153,7 +160,11 @@ def _edge_config(dim: int, segment_kib: int, indexing_kb: int) -> Any:
             SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=qe.Memory.Cold)
         },
         optimizers=qe.EdgeOptimizersConfig(
-            max_segment_size=segment_kib, indexing_threshold=indexing_kb
+            max_segment_size=segment_kib,
+            indexing_threshold=indexing_kb,
+            # Qdrant's merge optimizer joins the smallest segments while there are more
+            # than this (0: as many as the machine has cores), within `max_segment_size`.
+            default_segment_number=segments or 0,
         ),
         wal_enabled=False,  # see the module's docstring
     )
@@ -471,6 +482,37 @@ class EdgeStore:
             if self._written and self._seals_as_it_fills():
                 self._seal_tail()
 
+    def segments(self) -> int:
+        shard = self._open()
+        with self._translate():
+            return int(shard.info().segments_count)
+
+    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+        """Merge sealed segments into as few as fit ``merged_mb`` MB of dense vectors each
+        (``MERGED_KIB``); every point, payload and vector is kept. Returns the number of
+        segments before and after.
+
+        Qdrant's own merge optimizer does it: each merged segment is built beside the ones
+        it replaces, which go only once it is complete, so a merge killed half-way leaves
+        the collection as it was. The bound is raised for this pass only, then put back:
+        the next run's writes still seal segments of the collection's own size.
+        """
+        config = self._engine_config()
+        bound = int(config["optimizers"]["max_segment_size"] or SEGMENT_KIB)
+        dim = int(config["vectors"][DENSE]["size"])
+        target = max(merged_mb * 1000 if merged_mb else MERGED_KIB, bound)
+        before = self.segments()
+        with self._translate():
+            self._shard.flush()
+            self._reload(_edge_config(dim, target, bound, segments=1))
+            self._shard.optimize()
+            self._reload(_edge_config(dim, bound, bound))
+        return before, self.segments()
+
+    def _reload(self, config: Any) -> None:
+        self._shard.close()
+        self._shard = qe.EdgeShard.load(str(self._shard_path), config)
+
     def _seal_tail(self) -> None:
         """Seal the partly filled last segment too, if it holds more than ``TAIL_KIB``.
 
@@ -485,10 +527,7 @@ class EdgeStore:
         bound = int(config["optimizers"]["max_segment_size"])
         dim = int(config["vectors"][DENSE]["size"])
         for threshold in (min(TAIL_KIB, bound), bound):
-            self._shard.close()
-            self._shard = qe.EdgeShard.load(
-                str(self._shard_path), _edge_config(dim, bound, threshold)
-            )
+            self._reload(_edge_config(dim, bound, threshold))
             if threshold < bound:
                 self._shard.optimize()
 

@@ -297,6 +297,16 @@ class ServerStore:
     def finish(self) -> None:
         """The server builds its indexes in the background; writes were already awaited."""
 
+    def segments(self) -> int:
+        with self._client.translate():
+            return int(self._qc.get_collection(self.name).segments_count or 0)
+
+    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+        """Nothing to do: a Qdrant server's optimizers merge segments on their own, in the
+        background, within its `max_segment_size`."""
+        segments = self.segments()
+        return segments, segments
+
     def close(self) -> None:
         """The connection belongs to the client."""
 

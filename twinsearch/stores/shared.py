@@ -288,6 +288,7 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "page": _page,
     "open": lambda s, b: s.open(),
     "finish": lambda s, b: s.finish(),
+    "segments": lambda s, b: s.segments(),
     "release": lambda s, b: None,
 }
 WRITES = {"create", "update_metadata", "upsert", "delete", "delete_points", "set_payload", "finish"}
@@ -493,6 +494,15 @@ class SharedStore:
 
     def finish(self) -> None:
         self._call("finish")
+
+    def segments(self) -> int:
+        return int(self._call("segments"))
+
+    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+        raise StoreError(
+            f"collection {self.name!r} is held by `twinsearch serve`; a merge takes minutes "
+            "and would hold its searches: stop serve, run `twinsearch optimize`, start it again"
+        )
 
     def close(self) -> None:
         if self._wrote:

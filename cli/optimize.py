@@ -1,0 +1,85 @@
+"""`twinsearch optimize [NAME]`"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+
+from twinsearch.cli.common import (
+    DataDir,
+    JsonOut,
+    QdrantUrl,
+    counted,
+    err,
+    errors_to_exit,
+    settings_from,
+)
+from twinsearch.session import open_client
+
+Name = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="NAME",
+        help="Collection to optimize [env: TWINSEARCH_COLLECTION; default: default]",
+        show_default=False,
+    ),
+]
+MergedMb = Annotated[
+    int | None,
+    typer.Option(
+        "--segment-mb",
+        min=1,
+        help="Largest merged segment, in MB of vectors [default: 400, about 260k chunks of a "
+        "384-dimensional model]",
+        show_default=False,
+    ),
+]
+
+
+@errors_to_exit
+def optimize(
+    name: Name = None,
+    segment_mb: MergedMb = None,
+    json_out: JsonOut = False,
+    data_dir: DataDir = None,
+    qdrant_url: QdrantUrl = None,
+) -> None:
+    """Merge a collection's segments into fewer, larger ones: searches, which visit every
+    segment, get faster (at a million chunks, 25 segments become 4).
+
+    Indexing seals a segment every 64 MB of vectors (about 42k chunks) to keep its own memory
+    bounded; run this after indexing a large collection. The merge takes minutes and more
+    memory than indexing; every point stays searchable throughout, and one killed half-way
+    leaves the collection as it was. A Qdrant server merges on its own.
+    """
+    settings = settings_from(collection=name, data_dir=data_dir, qdrant_url=qdrant_url)
+    with open_client(settings) as client:
+        store = client.collection(settings.collection)
+        store.require()
+        started = time.perf_counter()
+        before, after = store.optimize(segment_mb)
+        seconds = time.perf_counter() - started
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "collection": store.name,
+                    "segments_before": before,
+                    "segments_after": after,
+                    "seconds": round(seconds, 1),
+                }
+            )
+        )
+    elif settings.qdrant_url:
+        err.print(
+            f"{store.name}: {counted(after, 'segment')}; a Qdrant server merges them itself",
+            markup=False,
+        )
+    else:
+        err.print(
+            f"{store.name}: {counted(before, 'segment')} merged into {after} in {seconds:.0f} s",
+            markup=False,
+        )
