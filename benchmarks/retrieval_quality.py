@@ -2,7 +2,7 @@
 hybrid, with a reference BM25 beside ours.
 
     python benchmarks/retrieval_quality.py [SET[:SPLIT] ...] [--work DIR] [--skip-training]
-        [--trained SET=MODEL_DIR ...] [--truncated]
+        [--trained SET=MODEL_DIR ...] [--truncated] [--ann-check]
 
 SET defaults to ../shared/data/scifact (judged on test) and ../shared/data/nfcorpus-dev
 (judged on dev); a SET without :SPLIT is judged on test where it has one, else on dev.
@@ -127,6 +127,53 @@ def trained_model(
     return model, f"trained in {time.perf_counter() - started:.0f} s"
 
 
+def ann_vs_exact(data_dir: Path, collection: str, queries: list[str], model: str) -> dict:  # type: ignore[type-arg]
+    """Copy the collection's vectors into a shard that builds HNSW even at this size, and
+    compare its top 10 with an exact scan, for every query of the split."""
+    import qdrant_edge as qe
+
+    from twinsearch.encoders import load_encoder
+    from twinsearch.stores.edge import HNSW_EF
+
+    source = qe.EdgeShard.load(str(data_dir / "collections" / collection / "shard"))
+    records, offset = [], None
+    while True:
+        page, offset = source.scroll(
+            qe.ScrollRequest(offset=offset, limit=2000, with_vector=["dense"])
+        )
+        records.extend(page)
+        if offset is None:
+            break
+    source.close()
+    dim = len(records[0].vector["dense"])
+    with tempfile.TemporaryDirectory() as tmp:
+        config = qe.EdgeConfig(
+            vectors={"dense": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=10),
+        )
+        shard = qe.EdgeShard.create(tmp, config)
+        for start in range(0, len(records), 2000):
+            points = [
+                qe.Point(r.id, {"dense": r.vector["dense"]}) for r in records[start : start + 2000]
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+        shard.optimize()
+        indexed = shard.info().indexed_vectors_count
+        vectors = load_encoder(model, threads=2).encode_queries(queries)
+        agree = 0
+        for v in vectors:
+            q = qe.Query.Nearest(v.tolist(), using="dense")
+            ann = shard.query(
+                qe.QueryRequest(limit=10, query=q, params=qe.SearchParams(hnsw_ef=HNSW_EF))
+            )
+            exact = shard.query(
+                qe.QueryRequest(limit=10, query=q, params=qe.SearchParams(exact=True))
+            )
+            agree += len({p.id for p in ann} & {p.id for p in exact})
+        shard.close()
+    return {"points": len(records), "indexed": indexed, "recall@10": agree / (10 * len(vectors))}
+
+
 def split_of(arg: str) -> tuple[Path, str]:
     path, _, split = arg.partition(":")
     folder = Path(path)
@@ -144,13 +191,14 @@ def one_set(
     where = f"{name} {split}"
     rows: list[Row] = []
 
-    def evaluate(label: str, mode: str, *extra: str) -> None:
+    def evaluate(label: str, mode: str, *extra: str) -> str:
         threads = ["--threads", str(args.threads)] if args.threads else []
         r = twinsearch(
             "eval", str(folder), "--split", split, "--mode", mode, *threads, *extra, env=env
         )
         rows.append((where, label, mode, "twinsearch", r["ndcg@10"], r["recall@100"]))
         print(f"{where} {label} {mode}: {r['ndcg@10']:.4f}", file=sys.stderr)
+        return str(r["collection"])
 
     evaluate("-", "bm25")
     for analyzer, (stopwords, pattern) in ANALYZERS.items():
@@ -159,7 +207,20 @@ def one_set(
     for label, value in PUBLISHED.get((name, split), {}).items():
         rows.append((where, "-", "-", f"published: {label}", value, None))
     for mode in ("dense", "hybrid"):
-        evaluate("base", mode)
+        collection = evaluate("base", mode)
+        if args.ann_check and mode == "dense":
+            from twinsearch.encoders import DEFAULT_MODEL
+            from twinsearch.evaluate import load_dataset
+            from twinsearch.stores.edge import HNSW_EF
+
+            queries = list(load_dataset(folder, split, lambda path: set()).queries.values())
+            check = ann_vs_exact(args.work / "data", collection, queries, DEFAULT_MODEL)
+            print(
+                f"{where}: HNSW (ef {HNSW_EF}) against exact top 10, base dense: recall@10 "
+                f"{check['recall@10']:.4f} over {check['points']} points "
+                f"({check['indexed']} in the HNSW index)",
+                file=sys.stderr,
+            )
         if args.truncated:
             evaluate("base, truncated", mode, "--truncate")
     for mode in ("dense", "hybrid"):
@@ -184,6 +245,9 @@ def main() -> None:
         help="a fine-tuned model for the set of that folder name (repeatable)",
     )  # fmt: skip
     parser.add_argument("--truncated", action="store_true", help="also one vector per document")
+    parser.add_argument(
+        "--ann-check", action="store_true", help="HNSW against exact search, base dense"
+    )
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
     given = {k: Path(v) for k, _, v in (t.partition("=") for t in args.trained)}
