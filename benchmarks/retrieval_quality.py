@@ -184,9 +184,15 @@ Row = tuple[str, str, str, str, float | None, float | None]
 
 
 def one_set(
-    folder: Path, split: str, args: argparse.Namespace, env: dict[str, str], model: Path | None
+    folder: Path,
+    split: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    model: Path | None,
+    notes: list[str],
 ) -> list[Row]:
-    """The rows of one set: ours and the references' BM25, then base and ``model``."""
+    """The rows of one set: ours and the references' BM25, then base and ``model``; what
+    is not a row goes to ``notes``."""
     name = folder.resolve().name
     where = f"{name} {split}"
     rows: list[Row] = []
@@ -215,11 +221,10 @@ def one_set(
 
             queries = list(load_dataset(folder, split, lambda path: set()).queries.values())
             check = ann_vs_exact(args.work / "data", collection, queries, DEFAULT_MODEL)
-            print(
+            notes.append(
                 f"{where}: HNSW (ef {HNSW_EF}) against exact top 10, base dense: recall@10 "
                 f"{check['recall@10']:.4f} over {check['points']} points "
-                f"({check['indexed']} in the HNSW index)",
-                file=sys.stderr,
+                f"({check['indexed']} in the HNSW index)"
             )
         if args.truncated:
             evaluate("base, truncated", mode, "--truncate")
@@ -262,7 +267,7 @@ def main() -> None:
         else:
             model, said = trained_model(folder, args.work, env, args.skip_training)
         notes.append(f"{name}: fine-tuned model {said}")
-        rows += one_set(folder, split, args, env, model)
+        rows += one_set(folder, split, args, env, model, notes)
 
     print(
         "BEIR protocol: nDCG@10 and R@100 by trec_eval (ir-measures); a hit whose id is the "
