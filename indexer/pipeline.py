@@ -16,7 +16,14 @@ from queue import Queue
 from threading import Thread
 from typing import Any
 
-from twinsearch.collection import open_for_write, point_id
+from twinsearch.collection import (
+    BM25_LENGTH,
+    BM25_STATS,
+    bm25_payload,
+    keep_bm25_current,
+    open_for_write,
+    point_id,
+)
 from twinsearch.documents import Lines, Place
 from twinsearch.encoders import Encoder
 from twinsearch.encoders.base import encode_with_sentences
@@ -27,8 +34,8 @@ from twinsearch.indexer.formats import suffix_of
 from twinsearch.indexer.sources import Corpus
 from twinsearch.nouns import Chunk, Document, Point
 from twinsearch.passages import pack, sentence_spans, stored_form
-from twinsearch.sparse import Bm25, Bm25Settings, mean_analyzed_length
-from twinsearch.stores import Client, Match, Range, Store
+from twinsearch.sparse import Bm25, Bm25Settings, Bm25Stats, mean_analyzed_length
+from twinsearch.stores import Client, Filter, Match, Range, Store
 
 __all__ = ["IndexReport", "Indexer", "index_corpus", "index_once", "plan", "point_id"]
 
@@ -179,6 +186,11 @@ class Indexer:
         self.on_progress = on_progress
         self.report = report or IndexReport()
         self.planner = Planner(load_manifest(store), self.report.skip)
+        self.stats: Bm25Stats | None = None
+        """The collection's BM25 statistics, followed through every write and delete."""
+        if bm25 is not None:
+            self.stats = Bm25Stats.from_dict(store.metadata().get(BM25_STATS)) or Bm25Stats()
+        self._stats_written = self.stats
         self._pending: list[tuple[_Planned, Chunk]] = []
         self._completed: list[_Planned] = []
         self._refresh: dict[tuple[str, str], list[str]] = {}
@@ -203,7 +215,9 @@ class Indexer:
             for root, ids in by_root.items():
                 for start in range(0, len(ids), 256):
                     batch = tuple(ids[start : start + 256])
-                    self.store.delete([Match("root", root), Match("doc_id", batch)])
+                    self._delete([Match("root", root), Match("doc_id", batch)])
+        if self.bm25 is not None and self.stats is not None:
+            self.bm25 = keep_bm25_current(self.store, self.bm25, self.stats)
         self.store.finish()
         self.report.seconds = time.perf_counter() - started
         self.on_progress(self.report)
@@ -275,7 +289,26 @@ class Indexer:
         if len(self._pending) >= self.batch_size:
             self._flush()
 
+    def _delete(self, filter: Filter) -> None:
+        """Delete the points ``filter`` matches, their terms taken off the statistics."""
+        self._forget(filter)
+        self.store.delete(filter)
+
+    def _forget(self, filter: Filter) -> None:
+        """Take the points ``filter`` matches off the BM25 statistics, before they are
+        deleted or overwritten."""
+        if self.stats is None:
+            return
+        chunks = terms = 0
+        for _, payload in self.store.scroll([BM25_LENGTH], filter):
+            chunks += 1
+            terms += int(payload.get(BM25_LENGTH, 0))
+        self.stats = self.stats.plus(-chunks, -terms)
+
     def _flush(self) -> None:
+        for work in self._completed:
+            if work.chunks and key_of(work.doc) in self.planner.manifest:
+                self._forget(_document_filter(key_of(work.doc)))  # all about to be replaced
         for start in range(0, len(self._pending), self.batch_size):
             batch = self._pending[start : start + self.batch_size]
             inputs = [c.input for _, c in batch]
@@ -286,7 +319,12 @@ class Indexer:
             encoding = time.perf_counter()
             vectors, sentence_vectors = encode_with_sentences(self.encoder, inputs, spans, prepared)
             self.report.encoding_seconds += time.perf_counter() - encoding
-            terms = self.bm25.encode_documents(inputs) if self.bm25 else [None] * len(batch)
+            terms: list[tuple[Any, dict[str, float]]] = [(None, {})] * len(batch)
+            if self.bm25 is not None and self.stats is not None:
+                bm25 = self.bm25
+                encoded = bm25.encode_with_lengths(inputs)
+                self.stats = self.stats.plus(len(encoded), sum(n for _, n in encoded))
+                terms = [(t, bm25_payload(n, bm25)) for t, n in encoded]
             points = [
                 Point(
                     point_id(w.doc.root, w.doc.doc_id, c.index),
@@ -299,10 +337,13 @@ class Indexer:
                         w.places[c.index] if w.places else None,
                         w.sentences[c.index],
                         s,
-                    ),
+                    )
+                    | length,
                     t,
                 )
-                for (w, c), v, t, s in zip(batch, vectors, terms, sentence_vectors, strict=True)
+                for (w, c), v, (t, length), s in zip(
+                    batch, vectors, terms, sentence_vectors, strict=True
+                )
             ]
             self.store.upsert(points)
             self.report.chunks += len(batch)
@@ -311,9 +352,11 @@ class Indexer:
             if stored is not None:
                 # Points beyond the new count belong to an older, longer version.
                 n_chunks = len(work.chunks) or stored.n_chunks
-                self.store.delete(
-                    [*_document_filter(key_of(work.doc)), Range("chunk", gte=n_chunks)]
-                )
+                tail = [*_document_filter(key_of(work.doc)), Range("chunk", gte=n_chunks)]
+                if work.chunks:
+                    self.store.delete(tail)  # its terms were taken off before the rewrite
+                else:
+                    self._delete(tail)
             if work.chunks:
                 self.report.documents += 1
         self._pending.clear()
@@ -325,6 +368,9 @@ class Indexer:
                     {"modified": modified}, [Match("root", root), Match("doc_id", some)]
                 )
         self._refresh.clear()
+        if self.stats is not None and self.stats != self._stats_written:
+            self.store.update_metadata({BM25_STATS: self.stats.as_dict()})
+            self._stats_written = self.stats
 
 
 BM25_SAMPLE_DOCS = 1000

@@ -11,7 +11,7 @@ from twinsearch._version import __version__
 from twinsearch.encoders import Encoder
 from twinsearch.errors import EncoderMismatch
 from twinsearch.nouns import Point
-from twinsearch.sparse import Bm25, Bm25Settings
+from twinsearch.sparse import DRIFT_TOLERANCE, Bm25, Bm25Settings, Bm25Stats
 from twinsearch.stores import Client, CollectionSpec, Match, Store
 from twinsearch.stores.base import VERSION_SEP, versioned_name
 
@@ -56,6 +56,80 @@ def upgrade_ids(store: Store, on_page: Callable[[int], None] = lambda done: None
     return moved
 
 
+BM25_STATS = "bm25_stats"
+"""Metadata key: the collection's ``Bm25Stats``, kept as chunks are written and deleted."""
+BM25_LENGTH = "bm25_len"
+"""Payload field: the chunk's analyzed length, in terms."""
+BM25_BAKED = "bm25_avg"
+"""Payload field: the ``avg_len`` the chunk's weights were computed with."""
+
+
+def bm25_payload(length: int, bm25: Bm25) -> dict[str, float]:
+    return {BM25_LENGTH: length, BM25_BAKED: bm25.settings.avg_len}
+
+
+def measure_bm25(store: Store, bm25: Bm25) -> Bm25Stats:
+    """The collection's chunks and terms counted from its points, a page at a time."""
+    stats = Bm25Stats()
+    for page in store.points():
+        for point in page:
+            if point.sparse is not None:
+                stats = stats.plus(1, _length(point, bm25))
+    return stats
+
+
+def _length(point: Point, bm25: Bm25) -> int:
+    """A chunk's analyzed length: recorded, or (points written before it was) recovered
+    from its weights."""
+    if BM25_LENGTH in point.payload:
+        return int(point.payload[BM25_LENGTH])
+    assert point.sparse is not None
+    return bm25.length_of(point.sparse)
+
+
+def rebake_bm25(
+    store: Store,
+    bm25: Bm25,
+    stats: Bm25Stats,
+    on_page: Callable[[int], None] = lambda done: None,
+) -> Bm25:
+    """Rewrite every chunk's BM25 weights for the collection's true mean length, from its
+    stored weights and length: no text is analyzed again and no dense vector is touched.
+    A page at a time, so memory stays bounded; safe to interrupt, since each point records
+    the ``avg_len`` its weights were computed with. Returns the model now in force."""
+    new = bm25.with_avg_len(round(stats.mean or bm25.settings.avg_len, 1))
+    baked: dict[float, Bm25] = {}
+    done = 0
+    for page in store.points():
+        rewritten = []
+        for point in page:
+            if point.sparse is None:
+                continue
+            was = float(point.payload.get(BM25_BAKED, bm25.settings.avg_len))
+            if was == new.settings.avg_len and BM25_LENGTH in point.payload:
+                continue
+            length = _length(point, baked.setdefault(was, bm25.with_avg_len(was)))
+            sparse = new.reweighed(point.sparse, length, baked[was])
+            payload = {**point.payload, **bm25_payload(length, new)}
+            rewritten.append(Point(point.id, point.vector, payload, sparse))
+        store.upsert(rewritten)
+        done += len(page)
+        on_page(done)
+    store.update_metadata({"bm25": new.settings.as_dict(), BM25_STATS: stats.as_dict()})
+    return new
+
+
+def keep_bm25_current(
+    store: Store, bm25: Bm25, stats: Bm25Stats, on_page: Callable[[int], None] = lambda d: None
+) -> Bm25:
+    """Record ``stats``; where the baked ``avg_len`` has drifted from their mean by more
+    than ``DRIFT_TOLERANCE``, rewrite the weights (``rebake_bm25``). The model in force."""
+    if stats.drift(bm25.settings.avg_len) > DRIFT_TOLERANCE:
+        return rebake_bm25(store, bm25, stats, on_page)
+    store.update_metadata({BM25_STATS: stats.as_dict()})
+    return bm25
+
+
 def describe_encoder(encoder: Encoder) -> dict[str, Any]:
     return {
         "name": encoder.name,
@@ -75,6 +149,7 @@ def build_metadata(
         "encoder": describe_encoder(encoder),
         "chunking": dict(chunking),
         "bm25": bm25.as_dict(),
+        BM25_STATS: Bm25Stats().as_dict(),
         "ids": ID_SCHEME,
         **extra,
     }
@@ -139,7 +214,9 @@ def open_for_write(
     A new collection gets ``bm25`` (or the defaults) and ``extra`` in its metadata; an
     existing one must match ``encoder`` and ``chunking`` and keeps its own BM25 settings.
     One made before ``ID_SCHEME`` 2 is upgraded first (``upgrade_ids``; ``on_upgrade`` is
-    called with 0 before it starts and with the points moved after each page).
+    called with 0 before it starts and with the points moved after each page); one whose
+    BM25 statistics were never kept has them counted, and its weights rewritten with each
+    chunk's length recorded (``rebake_bm25``).
     """
     store = client.collection(name)
     if not store.exists():
@@ -152,7 +229,10 @@ def open_for_write(
     if meta.get("ids") != ID_SCHEME:
         on_upgrade(0)
         upgrade_ids(store, on_upgrade)
-    return store, Bm25.recorded(meta)
+    bm25_model = Bm25.recorded(meta)
+    if bm25_model is not None and meta.get(BM25_STATS) is None:
+        bm25_model = rebake_bm25(store, bm25_model, measure_bm25(store, bm25_model))
+    return store, bm25_model
 
 
 def describe(store: Store) -> dict[str, Any]:
