@@ -17,6 +17,7 @@ from twinsearch.cli.common import (
     errors_to_exit,
     settings_from,
 )
+from twinsearch.filters import index_fields
 from twinsearch.session import open_client
 
 Name = Annotated[
@@ -37,12 +38,23 @@ MergedMb = Annotated[
         show_default=False,
     ),
 ]
+Fields = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field",
+        metavar="NAME",
+        help="Also index this user field (a JSONL key or CSV column; repeat for several), so "
+        "that `--where NAME...` filters read an index instead of every payload",
+        show_default=False,
+    ),
+]
 
 
 @errors_to_exit
 def optimize(
     name: Name = None,
     segment_mb: MergedMb = None,
+    field: Fields = None,
     json_out: JsonOut = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -60,20 +72,16 @@ def optimize(
         store = client.collection(settings.collection)
         store.require()
         started = time.perf_counter()
+        indexed = index_fields(store, field or [])
         before, after = store.optimize(segment_mb)
         seconds = time.perf_counter() - started
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "collection": store.name,
-                    "segments_before": before,
-                    "segments_after": after,
-                    "seconds": round(seconds, 1),
-                }
-            )
-        )
-    elif settings.qdrant_url:
+        summary = {"collection": store.name, "segments_before": before, "segments_after": after}
+        print(json.dumps({**summary, "indexed_fields": indexed, "seconds": round(seconds, 1)}))
+        return
+    for name_, kind in indexed.items():
+        err.print(f"indexed field {name_!r} as {kind}", markup=False)
+    if settings.qdrant_url:
         err.print(
             f"{store.name}: {counted(after, 'segment')}; a Qdrant server merges them itself",
             markup=False,

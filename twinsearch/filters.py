@@ -91,6 +91,65 @@ def parse_where(expressions: Sequence[str]) -> list[Condition]:
     return conditions
 
 
+SAMPLED = 2000
+"""Points whose values decide the kind of index a user field gets."""
+
+
+def field_kind(store: Store, name: str) -> str:
+    """The payload index a user field's stored values call for, read from up to ``SAMPLED``
+    points that have it: ``integer``, ``float``, ``bool``, ``datetime`` (dates as `--where`
+    writes them), or ``keyword`` (text, or lists of it). ``ConfigError`` for a field no
+    document has, or one whose values mix kinds, which no one index can serve."""
+    key = _key(name)
+    values: list[object] = []
+    for _, payload in store.scroll([key]):
+        value: object = payload
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            values += value if isinstance(value, list) else [value]
+        if len(values) >= SAMPLED:
+            break
+    if not values:
+        raise ConfigError(
+            f"no document has a field {name!r}; built-in fields are indexed already, other "
+            "fields come from JSONL keys or CSV columns"
+        )
+    kinds = {_kind(v) for v in values}
+    if len(kinds) == 1:
+        return kinds.pop()
+    if kinds == {"integer", "float"}:
+        return "float"
+    raise ConfigError(
+        f"field {name!r} holds values of several kinds ({', '.join(sorted(kinds))}); one index "
+        "cannot serve them: make them one kind in the source and index it again"
+    )
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}", value) and _datetime(value):
+        return "datetime"
+    return "keyword" if isinstance(value, str) else type(value).__name__
+
+
+def index_fields(store: Store, names: Sequence[str]) -> dict[str, str]:
+    """Give each named user field a payload index of the kind its values call for; the
+    fields and kinds, also recorded in the collection's metadata as ``indexed_fields``."""
+    kinds = {name.removeprefix("fields."): field_kind(store, name) for name in names}
+    for name, kind in kinds.items():
+        store.index_field(_key(name), kind)
+    if kinds:
+        indexed = dict(store.metadata().get("indexed_fields") or {})
+        store.update_metadata({"indexed_fields": {**indexed, **kinds}})
+    return kinds
+
+
 def _shown(cond: Condition) -> str:
     return cond.key.removeprefix("fields.")
 

@@ -21,6 +21,8 @@ HNSW_EF = 128
 """Candidates an HNSW search keeps: recall@10 of 0.99 or more on real 384-dimensional
 vectors at 100k points. Filtered searches also use ACORN, which explores the filtered
 graph: HNSW alone loses recall under selective filters (0.67-0.84 measured)."""
+FIELD_KINDS = ("keyword", "integer", "float", "bool", "datetime")
+"""Payload index kinds a user field may get (`twinsearch optimize --field`)."""
 SCROLL_PAGE = 2048
 """Points per page when reading a collection through."""
 SERVE_RECORD = "serve.json"
@@ -224,6 +226,11 @@ class Store(Protocol):
     def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
         """Merge the collection's segments into fewer, of up to ``merged_mb`` MB of dense
         vectors each: every point kept. The number of segments before and after."""
+        ...
+
+    def index_field(self, key: str, kind: str) -> None:
+        """Build a payload index on ``key``, of a kind in ``FIELD_KINDS``: filters on it
+        then read the index instead of every payload."""
         ...
 
     def close(self) -> None: ...

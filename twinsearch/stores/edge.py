@@ -509,6 +509,19 @@ class EdgeStore:
             self._reload(_edge_config(dim, bound, bound))
         return before, self.segments()
 
+    def index_field(self, key: str, kind: str) -> None:
+        params: Any = {
+            "keyword": lambda: qe.KeywordIndexParams(on_disk=True),
+            "integer": lambda: qe.IntegerIndexParams(lookup=True, range=True, on_disk=True),
+            "float": lambda: qe.FloatIndexParams(on_disk=True),
+            "bool": lambda: qe.BoolIndexParams(on_disk=True),
+            "datetime": lambda: qe.DatetimeIndexParams(on_disk=True),
+        }[kind]()
+        shard = self._open()
+        self._written = True
+        with self._translate():
+            shard.update(qe.UpdateOperation.create_field_index(key, params))
+
     def _reload(self, config: Any) -> None:
         self._shard.close()
         self._shard = qe.EdgeShard.load(str(self._shard_path), config)

@@ -307,6 +307,14 @@ class ServerStore:
         segments = self.segments()
         return segments, segments
 
+    def index_field(self, key: str, kind: str) -> None:
+        from qdrant_client import models as m
+
+        if self._client.in_process:
+            return  # its exact scan has no use for payload indexes, as in create
+        with self._client.translate():
+            self._qc.create_payload_index(self.name, key, m.PayloadSchemaType(kind))
+
     def close(self) -> None:
         """The connection belongs to the client."""
 

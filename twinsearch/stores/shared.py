@@ -289,9 +289,19 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "open": lambda s, b: s.open(),
     "finish": lambda s, b: s.finish(),
     "segments": lambda s, b: s.segments(),
+    "index_field": lambda s, b: s.index_field(b["key"], b["kind"]),
     "release": lambda s, b: None,
 }
-WRITES = {"create", "update_metadata", "upsert", "delete", "delete_points", "set_payload", "finish"}
+WRITES = {
+    "create",
+    "index_field",
+    "update_metadata",
+    "upsert",
+    "delete",
+    "delete_points",
+    "set_payload",
+    "finish",
+}
 
 
 def _spec_tuples(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -497,6 +507,9 @@ class SharedStore:
 
     def segments(self) -> int:
         return int(self._call("segments"))
+
+    def index_field(self, key: str, kind: str) -> None:
+        self._call("index_field", key=key, kind=kind)
 
     def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
         raise StoreError(
