@@ -181,7 +181,7 @@ def print_outcome(
 
 
 def _index(
-    client: Any, settings: Any, corpus: Any, report: Any, reindex: bool, ray: str | None
+    client: Any, settings: Any, corpus: Any, report: Any, reindex: bool, ray: str | None = None
 ) -> None:
     from twinsearch.indexer.update import update
 
