@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,6 +97,7 @@ def cluster() -> Iterator[str]:
             _stop(worker)
     finally:
         _stop(head)
+        shutil.rmtree(folder, ignore_errors=True)  # the nodes' logs and sockets
 
 
 def _points(data: Path) -> dict[str, tuple[np.ndarray, dict, object]]:
