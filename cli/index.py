@@ -68,6 +68,17 @@ ChunkSize = Annotated[
 ChunkOverlap = Annotated[
     int | None, typer.Option(help="Tokens shared by consecutive chunks [default: 32]")
 ]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Encode the documents on the Ray cluster at this address (HOST:PORT, as "
+        "`ray start --head` prints it); this process writes the collection. Needs "
+        "pip install 'twinsearch[ray]' here and on every node",
+        show_default=False,
+    ),
+]
 JsonReport = Annotated[
     bool, typer.Option("--json", help="Also print what was done as JSON on stdout")
 ]
@@ -94,6 +105,7 @@ def index(
     threads: Threads = None,
     runtime: Runtime = None,
     precision: Precision = None,
+    ray: RayAddress = None,
     json_out: JsonReport = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -128,6 +140,11 @@ def index(
         max_bytes=int(max_file_mb * 2**20),
     )
     ChunkSettings.check_flags(settings.chunk_size, settings.chunk_overlap)
+    if ray is not None and not dry_run:  # said before any model loads
+        from twinsearch.indexer.cluster import check_installed, check_reachable
+
+        check_installed()
+        check_reachable(ray)
     report = IndexReport()
     corpus = Corpus(list(paths), options, on_skip=report.skip)  # bad paths fail before any work
     try:
@@ -136,7 +153,7 @@ def index(
                 chunks = (settings.chunk_size, settings.chunk_overlap)
                 _dry_run(client, settings.collection, corpus, all_, chunks)
             else:
-                _index(client, settings, corpus, report, reindex)
+                _index(client, settings, corpus, report, reindex, ray)
     finally:  # the reasons, also when nothing could be indexed
         print_skips(report.skipped)
     print_outcome(corpus, report, None if dry_run else settings.collection, json_out)
@@ -163,10 +180,21 @@ def print_outcome(
             print(json.dumps(report.as_dict(collection, corpus.left_out), indent=2))
 
 
-def _index(client: Any, settings: Any, corpus: Any, report: Any, reindex: bool) -> None:
+def _index(
+    client: Any, settings: Any, corpus: Any, report: Any, reindex: bool, ray: str | None = None
+) -> None:
     from twinsearch.indexer.update import update
 
-    update(client, settings, corpus, report, reindex=reindex, on_event=say, progress=index_progress)
+    update(
+        client,
+        settings,
+        corpus,
+        report,
+        reindex=reindex,
+        on_event=say,
+        progress=index_progress,
+        ray=ray,
+    )
 
 
 def say(event: Any) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 from queue import Queue
 from threading import Thread
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twinsearch.collection import (
     BM25_LENGTH,
@@ -26,7 +27,7 @@ from twinsearch.collection import (
 )
 from twinsearch.documents import Lines, Place
 from twinsearch.encoders import Encoder
-from twinsearch.encoders.base import encode_with_sentences
+from twinsearch.encoders.base import Spans, encode_with_sentences
 from twinsearch.errors import SourceError
 from twinsearch.indexer.changes import Change, DocKey, Planner, key_of, load_manifest
 from twinsearch.indexer.chunking import ChunkSettings, chunk_document
@@ -37,7 +38,19 @@ from twinsearch.passages import pack, sentence_spans, stored_form
 from twinsearch.sparse import Bm25, Bm25Settings, Bm25Stats, mean_analyzed_length
 from twinsearch.stores import Client, Filter, Match, Range, Store
 
-__all__ = ["IndexReport", "Indexer", "index_corpus", "index_once", "plan", "point_id"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "Encoding",
+    "IndexReport",
+    "Indexer",
+    "LocalEncoding",
+    "index_corpus",
+    "index_once",
+    "plan",
+    "point_id",
+]
 
 
 def _document_filter(key: DocKey) -> list[Match | Range]:
@@ -58,7 +71,7 @@ class IndexReport:
     chunks_planned: int = 0
     """Chunks of the new and changed documents read so far: the encoder's work known."""
     encoding_seconds: float = 0.0
-    """Spent in the encoder."""
+    """Spent in the encoder (or, with encoders elsewhere, waiting for their vectors)."""
     waiting_seconds: float = 0.0
     """Spent waiting for the reader thread: the encoder idle for want of chunks."""
     encoded_with: str = ""
@@ -101,6 +114,52 @@ class _Planned:
 
 
 _DONE = object()
+
+Encoded = tuple["np.ndarray", "list[np.ndarray | None]"]
+"""A batch's vectors, and each text's sentence vectors (see ``encode_with_sentences``)."""
+
+
+class Encoding(Protocol):
+    """Where batches of chunks are encoded: in this process (``LocalEncoding``), or by
+    workers elsewhere (``indexer.cluster``) while this process writes what came back."""
+
+    ahead: int
+    """Batches that may be handed over and not yet taken back: what bounds the writer's
+    memory; 0: each is taken back before the next is handed over."""
+
+    def submit(self, texts: Sequence[str], spans: Sequence[Spans], prepared: Any) -> Any:
+        """Hand a batch over; a ticket to ``take`` its vectors with."""
+        ...
+
+    def take(self, ticket: Any) -> Encoded:
+        """The vectors of the batch ``ticket`` stands for, once encoded."""
+        ...
+
+
+class LocalEncoding:
+    """Batches encoded in this process, one at a time, when they are taken."""
+
+    ahead = 0
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def submit(self, texts: Sequence[str], spans: Sequence[Spans], prepared: Any) -> Any:
+        return texts, spans, prepared
+
+    def take(self, ticket: Any) -> Encoded:
+        return encode_with_sentences(self.encoder, *ticket)
+
+
+@dataclass
+class _Batch:
+    """Chunks handed to the encoding, and what to do once they are written: the documents
+    they complete (older points to delete) and payloads to bring up to date."""
+
+    chunks: list[tuple[_Planned, Chunk]]
+    ticket: Any
+    completed: list[_Planned]
+    refresh: dict[tuple[str, str], list[str]]
 
 
 def _payload(
@@ -177,8 +236,10 @@ class Indexer:
         report: IndexReport | None = None,
         batch_size: int = 256,
         on_progress: Callable[[IndexReport], None] = lambda report: None,
+        encoding: Encoding | None = None,
     ) -> None:
         self.encoder = encoder
+        self.encoding = encoding or LocalEncoding(encoder)
         self.store = store
         self.chunking = chunking
         self.bm25 = bm25
@@ -195,6 +256,7 @@ class Indexer:
         self._completed: list[_Planned] = []
         self._refresh: dict[tuple[str, str], list[str]] = {}
         """(root, new modification time) -> ids of unchanged documents to update."""
+        self._in_flight: deque[_Batch] = deque()
 
     def run(self, documents: Iterable[Document], scope: Corpus | None = None) -> IndexReport:
         """Index ``documents``; with ``scope``, also delete what its roots no longer hold."""
@@ -202,7 +264,7 @@ class Indexer:
         for work in self._prefetched(documents):
             self._schedule(work)
             self.on_progress(self.report)
-        self._flush()
+        self._flush(ahead=0)
         if not self.planner.seen:
             self.store.finish()
             raise SourceError(NOTHING_READ + "; the collection is unchanged")
@@ -305,21 +367,44 @@ class Indexer:
             terms += int(payload.get(BM25_LENGTH, 0))
         self.stats = self.stats.plus(-chunks, -terms)
 
-    def _flush(self) -> None:
+    def _flush(self, ahead: int | None = None) -> None:
+        """Hand what is pending to the encoding, in batches, and write what comes back,
+        leaving at most ``ahead`` batches (default: as many as the encoding takes) out."""
+        limit = self.encoding.ahead if ahead is None else ahead
         for work in self._completed:
             if work.chunks and key_of(work.doc) in self.planner.manifest:
                 self._forget(_document_filter(key_of(work.doc)))  # all about to be replaced
-        for start in range(0, len(self._pending), self.batch_size):
-            batch = self._pending[start : start + self.batch_size]
-            inputs = [c.input for _, c in batch]
-            spans = [_in_input(c, w.sentences[c.index]) for w, c in batch]
-            prepared = None
-            if all(w.tokenized is not None for w, _ in batch):
-                prepared = [w.tokenized[c.index] for w, c in batch]  # type: ignore[index]
-            encoding = time.perf_counter()
-            vectors, sentence_vectors = encode_with_sentences(self.encoder, inputs, spans, prepared)
-            self.report.encoding_seconds += time.perf_counter() - encoding
-            terms: list[tuple[Any, dict[str, float]]] = [(None, {})] * len(batch)
+        pending = self._pending
+        batches = [
+            pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)
+        ]
+        for number, chunks in enumerate(batches or [[]]):
+            ticket = None
+            if chunks:
+                inputs = [c.input for _, c in chunks]
+                spans = [_in_input(c, w.sentences[c.index]) for w, c in chunks]
+                prepared = None
+                if all(w.tokenized is not None for w, _ in chunks):
+                    prepared = [w.tokenized[c.index] for w, c in chunks]  # type: ignore[index]
+                ticket = self.encoding.submit(inputs, spans, prepared)
+            last = number == max(len(batches) - 1, 0)
+            # The documents done travel with their last chunks: deleted after them.
+            self._in_flight.append(
+                _Batch(
+                    chunks, ticket, self._completed if last else [], self._refresh if last else {}
+                )
+            )
+            while len(self._in_flight) > limit:
+                self._write(self._in_flight.popleft())
+        self._pending, self._completed, self._refresh = [], [], {}
+
+    def _write(self, batch: _Batch) -> None:
+        if batch.chunks:
+            waited = time.perf_counter()
+            vectors, sentence_vectors = self.encoding.take(batch.ticket)
+            self.report.encoding_seconds += time.perf_counter() - waited
+            inputs = [c.input for _, c in batch.chunks]
+            terms: list[tuple[Any, dict[str, float]]] = [(None, {})] * len(inputs)
             if self.bm25 is not None and self.stats is not None:
                 bm25 = self.bm25
                 encoded = bm25.encode_with_lengths(inputs)
@@ -342,12 +427,12 @@ class Indexer:
                     t,
                 )
                 for (w, c), v, (t, length), s in zip(
-                    batch, vectors, terms, sentence_vectors, strict=True
+                    batch.chunks, vectors, terms, sentence_vectors, strict=True
                 )
             ]
             self.store.upsert(points)
-            self.report.chunks += len(batch)
-        for work in self._completed:
+            self.report.chunks += len(points)
+        for work in batch.completed:
             stored = self.planner.manifest.get(key_of(work.doc))
             if stored is not None:
                 # Points beyond the new count belong to an older, longer version.
@@ -359,15 +444,12 @@ class Indexer:
                     self._delete(tail)
             if work.chunks:
                 self.report.documents += 1
-        self._pending.clear()
-        self._completed.clear()
-        for (root, modified), ids in self._refresh.items():
+        for (root, modified), ids in batch.refresh.items():
             for start in range(0, len(ids), 256):
                 some = tuple(ids[start : start + 256])
                 self.store.set_payload(
                     {"modified": modified}, [Match("root", root), Match("doc_id", some)]
                 )
-        self._refresh.clear()
         if self.stats is not None and self.stats != self._stats_written:
             self.store.update_metadata({BM25_STATS: self.stats.as_dict()})
             self._stats_written = self.stats
@@ -413,9 +495,11 @@ def index_corpus(
     *,
     batch_size: int = 128,
     on_progress: Callable[[Corpus, IndexReport], None] = lambda corpus, report: None,
+    encoding: Encoding | None = None,
     **extra: Any,
 ) -> Store:
-    """Bring collection ``name`` up to date with ``corpus``, creating it if needed."""
+    """Bring collection ``name`` up to date with ``corpus``, creating it if needed; its
+    chunks encoded by ``encoding`` (default: ``encoder``, in this process)."""
     store, bm25, docs = open_collection(client, name, encoder, chunking, corpus, **extra)
     indexer = Indexer(
         encoder,
@@ -425,6 +509,7 @@ def index_corpus(
         report=report,
         batch_size=batch_size,
         on_progress=lambda report: on_progress(corpus, report),
+        encoding=encoding,
     )
     indexer.run(docs, scope=corpus)
     return store

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,10 +78,12 @@ def update(
     reindex: bool = False,
     on_event: Callable[[Event], None] = lambda event: None,
     progress: Callable[[], AbstractContextManager[Progress]] = no_progress,
+    ray: str | None = None,
 ) -> None:
     """Index ``corpus`` into the settings' collection: new and changed documents embedded,
     removed ones deleted (see ``pipeline.index_corpus``). With ``reindex`` and a model other
-    than the collection's, into a new collection that then takes the name over."""
+    than the collection's, into a new collection that then takes the name over. With
+    ``ray``, the address of a Ray cluster, the documents are encoded there (``cluster``)."""
     from twinsearch.collection import recorded_model
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
@@ -96,28 +98,47 @@ def update(
     target = _target(client, settings, encoder, reindex, on_event)
     chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
     export_query_encoder(settings, encoder, lambda line: on_event(Note(line)))
-    encoder = document_encoder(
-        settings, encoder, lambda line: on_event(Note(line)), expected_bytes=corpus.total_bytes
-    )
 
     def upgrading(moved: int) -> None:
         if moved == 0:
             on_event(UpgradingIds(target))
 
-    with progress() as show:
-        index_corpus(
-            client,
-            target,
-            encoder,
-            chunking,
-            corpus,
-            report,
-            batch_size=write_batch(settings),
-            on_progress=show,
-            on_upgrade=upgrading,
-        )
+    with ExitStack() as stack:
+        encoding = None
+        if ray is None:
+            encoder = document_encoder(
+                settings,
+                encoder,
+                lambda line: on_event(Note(line)),
+                expected_bytes=corpus.total_bytes,
+            )
+        else:
+            from twinsearch.indexer.cluster import ray_encoding
+
+            encoding = stack.enter_context(
+                ray_encoding(
+                    ray,
+                    settings,
+                    name,
+                    expected_bytes=corpus.total_bytes,
+                    say=lambda line: on_event(Note(line)),
+                )
+            )
+        with progress() as show:
+            index_corpus(
+                client,
+                target,
+                encoder,
+                chunking,
+                corpus,
+                report,
+                batch_size=write_batch(settings),
+                on_progress=show,
+                on_upgrade=upgrading,
+                encoding=encoding,
+            )
     remember_sources(client.collection(target), corpus)
-    remember_runtime(client.collection(target), encoder, report)
+    remember_runtime(client.collection(target), encoding or encoder, report)
     if target != settings.collection:
         previous = client.switch_alias(settings.collection, target)
         on_event(Switched(settings.collection, target, previous))

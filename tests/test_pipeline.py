@@ -159,3 +159,60 @@ def test_progress_follows_the_chunks_embedded_not_the_reader(
     assert all(exp is None or done <= exp for done, exp, _ in seen)
     # All read while most of the embedding was still to do: the bar was far from full.
     assert any(read and done < report.chunks / 2 for done, _, read in seen)
+
+
+class _Deferred:
+    """An ``Encoding`` that encodes only when a batch is taken, as remote workers would
+    return it late, and records how many batches were out at once."""
+
+    def __init__(self, encoder: HashingEncoder, ahead: int) -> None:
+        from twinsearch.indexer.pipeline import LocalEncoding
+
+        self.local, self.ahead = LocalEncoding(encoder), ahead
+        self.out, self.most_out, self.taken = 0, 0, 0
+
+    def submit(self, texts, spans, prepared):  # type: ignore[no-untyped-def]
+        self.out += 1
+        self.most_out = max(self.most_out, self.out)
+        return self.local.submit(texts, spans, prepared)
+
+    def take(self, ticket):  # type: ignore[no-untyped-def]
+        self.out -= 1
+        self.taken += 1
+        return self.local.take(ticket)
+
+
+def test_batches_out_at_once_stay_bounded_and_the_points_are_the_same(
+    client: Client, hashing: HashingEncoder
+) -> None:
+    docs = [Document(f"d{i}", _long(10 + 7 * i), f"T{i}") for i in range(12)]
+    alone, _ = _index(client, "alone", hashing, docs, batch_size=4)
+    deferred = _Deferred(hashing, ahead=3)
+    spread, bm25 = open_for_write(client, "spread", hashing, CHUNKING.as_dict())
+    report = Indexer(hashing, spread, CHUNKING, bm25=bm25, batch_size=4, encoding=deferred).run(
+        docs
+    )
+
+    assert deferred.taken > 2 * deferred.ahead and deferred.most_out == deferred.ahead + 1
+    assert deferred.out == 0 and report.chunks == alone.count() == spread.count()
+    expected = {p.id: p for page in alone.points() for p in page}
+    got = {p.id: p for page in spread.points() for p in page}
+    assert sorted(got) == sorted(expected)
+    for point_id_, point in expected.items():
+        assert got[point_id_].payload == point.payload
+        assert list(got[point_id_].vector) == pytest.approx(list(point.vector))
+        assert got[point_id_].sparse == point.sparse
+
+
+def test_a_shrunk_document_loses_its_tail_after_batches_written_late(
+    client: Client, name: str, hashing: HashingEncoder
+) -> None:
+    store, _ = _index(client, name, hashing, [Document("d", _long(200)), Document("e", "keep")])
+    assert store.count([Match("doc_id", "d")]) >= 10
+    deferred = _Deferred(hashing, ahead=2)
+    again, bm25 = open_for_write(client, name, hashing, CHUNKING.as_dict())
+    Indexer(hashing, again, CHUNKING, bm25=bm25, batch_size=4, encoding=deferred).run(
+        [Document("d", _long(30))]
+    )
+    chunks = sorted(p["chunk"] for _, p in again.scroll(["chunk"], [Match("doc_id", "d")]))
+    assert chunks == list(range(len(chunks))) and 1 < len(chunks) < 10
