@@ -922,8 +922,10 @@ def _measured_after(
     model = fit.model
     after: dict[str, float] = {}
     if evaluator is not None:
-        after = _evaluated_at(fit.history, fit.best_step) if not fit.interrupted else {}
-        if not after:  # not measured during training: the best step is unknown, or stopped
+        # The kept checkpoint's metrics, logged when it was evaluated (after Ctrl-C too:
+        # then the best checkpoint so far is kept, or, without one, no step is).
+        after = _evaluated_at(fit.history, fit.best_step)
+        if not after:  # not measured during training: no checkpoint was kept
             progress.stage("measuring the trained model on the held-out split")
             model.max_seq_length = min(config.window, base.max_length)
             after = _measured(evaluator, model)
