@@ -13,6 +13,7 @@ import typer
 from twinsearch.cli.common import (
     DataDir,
     JsonOut,
+    Threads,
     err,
     errors_to_exit,
     out,
@@ -21,7 +22,7 @@ from twinsearch.cli.common import (
 )
 from twinsearch.errors import ConfigError
 from twinsearch.session import open_client
-from twinsearch.training.choices import Arch, Calibrate, Loss, Precision
+from twinsearch.training.choices import ArchChoice, Calibrate, Loss, Precision
 
 if TYPE_CHECKING:
     from twinsearch.training.data import TrainingData
@@ -59,10 +60,11 @@ DataPath = Annotated[
 ]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Folder to save the trained model in")]
 ArchOption = Annotated[
-    Arch,
+    ArchChoice,
     typer.Option(
         help="twin: one shared encoder; half-twin: a shared trunk with a query head and "
-        "a document head"
+        "a document head; auto: train both and keep the better on the held-out split "
+        "(twice the time)"
     ),
 ]
 Untie = Annotated[
@@ -115,6 +117,14 @@ NegativesFrom = Annotated[
 Margin = Annotated[
     float | None,
     typer.Option(help="Margin of the contrastive and triplet losses [default: 0.5]"),
+]
+MaxExamples = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Train on at most this many examples, one query at a time (a query's most "
+        "relevant document first), which bounds the training time; 0 for all",
+    ),
 ]
 ValFraction = Annotated[
     float, typer.Option(min=0, max=0.5, help="Share of the queries held out to evaluate on")
@@ -203,12 +213,14 @@ def train(
     negatives_from: NegativesFrom = None,
     data_dir: DataDir = None,
     margin: Margin = None,
+    max_examples: MaxExamples = 1000,
     val_fraction: ValFraction = 0.1,
     eval_dir: EvalDir = None,
     eval_split: EvalSplit = "dev",
     calibrate: CalibrateOption = "accuracy",
     precision: PrecisionOption = "auto",
     seed: Seed = 12,
+    threads: Threads = None,
     overwrite: Overwrite = False,
     json_out: JsonOut = False,
 ) -> None:
@@ -234,10 +246,11 @@ def train(
         seed=seed,
         precision=precision,
         calibrate=calibrate,
+        threads=threads,
     )
     prepare_output(output, overwrite)
     train_set, val, held_out = _examples(
-        data, field or [], split, eval_dir, eval_split, val_fraction, seed
+        data, field or [], split, eval_dir, eval_split, val_fraction, max_examples, seed
     )
     result = _run(config, train_set, val, held_out, output, negatives_from, data_dir, json_out)
     if json_out:
@@ -255,10 +268,12 @@ def _examples(
     eval_dir: Path | None,
     eval_split: str,
     val_fraction: float,
+    max_examples: int,
     seed: int,
 ) -> tuple[TrainingData, TrainingData | None, TrainingData | None]:
-    """The examples to train on, those held out of them, and those to evaluate on from
-    ``eval_dir``; on stderr, the examples skipped and how many went where."""
+    """The examples to train on (at most ``max_examples``), those held out of them, and
+    those to evaluate on from ``eval_dir``; on stderr, the examples skipped and how many
+    went where."""
     from twinsearch.training import data as training_data
 
     examples = training_data.read(data, fields=training_data.parse_fields(fields), split=split)
@@ -270,8 +285,11 @@ def _examples(
         train_set, val = examples, None
     else:
         train_set, val = training_data.holdout(examples, val_fraction, seed)
+    kept = training_data.limited(train_set, max_examples, seed)
     err.print(
-        f"{len(examples)} {examples.kind} from {data}: {len(train_set)} to train on, "
+        f"{len(examples)} {examples.kind} from {data}: {len(kept)} to train on"
+        + (f" (of {len(train_set)}, --max-examples)" if len(kept) < len(train_set) else "")
+        + ", "
         + (
             f"{len(held_out)} to evaluate on from {eval_dir} ({eval_split})"
             if held_out is not None
@@ -279,7 +297,7 @@ def _examples(
         ),
         markup=False,
     )
-    return train_set, val, held_out
+    return kept, val, held_out
 
 
 def _run(
@@ -332,11 +350,15 @@ def _report(result: TrainResult, output: Path, data_dir: Path | None) -> None:
     if result.threshold is not None:
         out.print(f"  same/different threshold: {result.threshold:.4f}", markup=False)
     best = f"; best checkpoint at step {result.best_step}" if result.best_step else ""
+    saved = "the base model, unchanged," if result.kept == "base" else result.arch
     out.print(
         f"{result.steps} steps in {result.seconds:.0f} s ({result.examples_per_second:.1f} "
-        f"examples/s, {result.device} {result.precision}){best}; saved to {output}",
+        f"examples/s, {result.device} {result.precision}){best}; saved {saved} to {output}",
         markup=False,
     )
+    if result.kept == "base":
+        out.print("collections built with the base model need no re-index", markup=False)
+        return
     out.print(index_hint(output, data_dir), markup=False)
 
 

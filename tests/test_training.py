@@ -129,6 +129,58 @@ def test_same_seed_same_model(tiny_model: Path, tmp_path: Path) -> None:
     assert a == b
 
 
+def test_arch_auto_trains_both_and_keeps_the_better_on_the_held_out_split(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    data = _data(tmp_path, _pairs(60))
+    train_set, val = holdout(data, 0.2, seed=1)
+    out = tmp_path / "auto"
+    result = train(train_set, val, out, _config(tiny_model, arch="auto", epochs=2))
+
+    assert set(result.candidates) == {"twin", "half-twin"}
+    assert result.candidates["twin"] != result.candidates["half-twin"]
+    best = max(result.candidates, key=result.candidates.__getitem__)
+    assert result.arch == best and result.kept == "fine-tuned"
+    assert result.after[result.metric] == result.candidates[best]
+    assert any("--arch auto" in note and f"kept {best}" in note for note in result.notes)
+    routed = any(type(m).__name__ == "Router" for m in SentenceTransformer(str(out)))
+    assert routed == (best == "half-twin")
+    record = json.loads((out / "twinsearch_training.json").read_text())
+    assert record["config"]["arch"] == "auto" and record["result"]["arch"] == best
+    assert f"| architecture | {best} |" in (out / "README.md").read_text()
+
+
+def test_arch_auto_without_a_held_out_split_trains_one(tiny_model: Path, tmp_path: Path) -> None:
+    data = _data(tmp_path, _pairs(16))
+    result = train(data, None, tmp_path / "one", _config(tiny_model, arch="auto", epochs=1))
+    assert result.arch == "twin" and result.candidates == {}
+
+
+def test_the_base_is_kept_when_training_cannot_help(tiny_model: Path, tmp_path: Path) -> None:
+    """Random pairs teach nothing, and the held-out queries are their own documents, which
+    the base model already ranks first: no fine-tuned model can beat it there."""
+    from twinsearch.encoders import load_encoder
+
+    rng = random.Random(5)
+    noise = [
+        {"query": " ".join(rng.sample(WORDS, 2)), "positive": " ".join(rng.sample(WORDS, 4))}
+        for _ in range(40)
+    ]
+    texts = [f"{r['query']} and {r['positive']}" for r in _pairs(30, seed=2)]
+    held = _data(tmp_path, [{"query": t, "positive": t} for t in texts], "held.jsonl")
+    out = tmp_path / "kept"
+    result = train(_data(tmp_path, noise), None, out, _config(tiny_model), eval_data=held)
+
+    assert result.kept == "base"
+    assert result.before[result.metric] == pytest.approx(1.0)
+    assert result.after[result.metric] <= result.before[result.metric]
+    assert any("kept the base model" in note for note in result.notes)
+    assert load_encoder(str(out)).fingerprint == load_encoder(str(tiny_model)).fingerprint
+    assert "the base model, unchanged" in (out / "README.md").read_text()
+
+
 @pytest.mark.parametrize("untie", [False, True])
 def test_half_twin_routes_queries_and_documents_apart(
     tiny_model: Path, tmp_path: Path, untie: bool
@@ -326,10 +378,11 @@ def test_train_command_reports_in_columns_and_says_how_to_index(
     path.write_text("".join(json.dumps(r) + "\n" for r in _pairs(40)))
     out = tmp_path / "model"
     args = ["train", str(path), "-o", str(out), "-m", str(tiny_model), "--epochs", "1",
-            "--batch-size", "8", "--window", "32", "--precision", "fp32",
+            "--batch-size", "8", "--lr", "5e-4", "--window", "32", "--precision", "fp32",
             "--data-dir", str(data_dir)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "kept the base model" not in result.stderr  # it learned: the hint is to re-index
     lines = result.stdout.splitlines()
     header, rows = lines[0], [line for line in lines[1:] if line.startswith("  ")]
     assert header.startswith("held-out (4 examples)") and len(rows) == 5

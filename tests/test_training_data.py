@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from twinsearch.errors import SourceError
-from twinsearch.training.data import Labelled, Pair, holdout, parse_fields, read
+from twinsearch.training.data import Labelled, Pair, holdout, limited, parse_fields, read
 from twinsearch.training.verify import best_threshold, stored_threshold
 
 
@@ -144,6 +144,31 @@ def test_holdout_keeps_each_query_on_one_side_and_is_seeded(tmp_path: Path) -> N
     assert holdout(data, 0.1, seed=4)[1] != val
     small = read(_jsonl(tmp_path / "small.jsonl", records[:10]))
     assert holdout(small, 0.1)[1] is None
+
+
+def test_limited_takes_one_query_at_a_time_most_relevant_first(tmp_path: Path) -> None:
+    folder = tmp_path / "graded"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": "", "text": f"document {i}"} for i in range(6)]
+    _jsonl(folder / "corpus.jsonl", docs)
+    _jsonl(folder / "queries.jsonl", [{"_id": f"q{i}", "text": f"query {i}"} for i in range(3)])
+    (folder / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        "q0\td0\t1\nq0\td1\t2\nq0\td2\t1\nq1\td3\t1\nq1\td4\t2\nq2\td5\t1\n"
+    )
+    data = read(folder, split="train")
+    assert len(data) == 6
+    four = limited(data, 4, seed=1)
+    # Every query once, each with its most relevant document, before any query twice.
+    assert sorted((p.query, p.positive) for p in four.pairs[:3]) == [
+        ("query 0", "document 1"),
+        ("query 1", "document 4"),
+        ("query 2", "document 5"),
+    ]
+    assert len(four) == 4 and four.pairs[3].query in ("query 0", "query 1")
+    assert four.corpus == data.corpus  # the documents to search and mine stay
+    assert limited(data, 4, seed=1) == four
+    assert limited(data, 0) is data and limited(data, 6) is data
 
 
 def test_threshold_maximises_accuracy_or_f1() -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Arch = Literal["twin", "half-twin"]
+ArchChoice = Literal["auto", "twin", "half-twin"]
+"""auto trains each of ``ARCHES`` and keeps the one best on the held-out split."""
+ARCHES: tuple[Arch, ...] = get_args(Arch)
 Loss = Literal["mnrl", "contrastive", "online-contrastive", "triplet"]
 Precision = Literal["auto", "fp32", "bf16"]
 Calibrate = Literal["accuracy", "f1"]

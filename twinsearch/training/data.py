@@ -271,7 +271,8 @@ def _read_beir(folder: Path, split: str) -> TrainingData:
     queries = {qid: text.strip() for qid, text in beir.read_queries(queries_path).items()}
     data = TrainingData("pairs", folder)
     for qid, judged in beir.read_qrels(qrels_path).items():
-        for doc_id, relevance in sorted(judged.items()):
+        # Graded judgments: a query's most relevant documents first, for ``limited``.
+        for doc_id, relevance in sorted(judged.items(), key=lambda item: (-item[1], item[0])):
             if relevance <= 0:
                 continue
             if qid not in queries:
@@ -288,15 +289,39 @@ def _read_beir(folder: Path, split: str) -> TrainingData:
     return data
 
 
-def holdout(
-    data: TrainingData, fraction: float = VAL_FRACTION, seed: int = 12
-) -> tuple[TrainingData, TrainingData | None]:
-    """Split off ``fraction`` of the queries (all of a query's examples go to one side)."""
+def limited(data: TrainingData, most: int, seed: int = 12) -> TrainingData:
+    """At most ``most`` examples of ``data`` (0: all), taken one query at a time: each
+    query's first example (a BEIR query's most relevant document), then each one's second,
+    and so on, the queries in an order shuffled by ``seed``. Many queries with one example
+    each teach more than a few queries with many, in the same training time."""
+    if most <= 0 or len(data) <= most:
+        return data
+    groups = _by_query(data)
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    kept: list[Pair | Labelled] = []
+    depth = 0
+    while len(kept) < most:
+        kept += [groups[k][depth] for k in keys if depth < len(groups[k])][: most - len(kept)]
+        depth += 1
+    return data.with_examples(kept)  # type: ignore[arg-type]
+
+
+def _by_query(data: TrainingData) -> dict[str, list[Pair | Labelled]]:
+    """The examples grouped by query (a labelled pair's first text), in their order."""
     examples: Sequence[Pair | Labelled] = data.pairs if data.kind == "pairs" else data.labelled
     groups: dict[str, list[Pair | Labelled]] = {}
     for example in examples:
         key = example.query if isinstance(example, Pair) else example.text1
         groups.setdefault(key, []).append(example)
+    return groups
+
+
+def holdout(
+    data: TrainingData, fraction: float = VAL_FRACTION, seed: int = 12
+) -> tuple[TrainingData, TrainingData | None]:
+    """Split off ``fraction`` of the queries (all of a query's examples go to one side)."""
+    groups = _by_query(data)
     if fraction <= 0 or len(groups) < MIN_FOR_HOLDOUT:
         return data, None
     keys = sorted(groups)

@@ -23,7 +23,15 @@ import numpy as np
 from twinsearch.encoders import BUNDLED_ID, DEFAULT_MODEL, model_path, model_ref
 from twinsearch.encoders.sentence import _quiet_transformers
 from twinsearch.errors import ConfigError, ModelError, SourceError, first_line
-from twinsearch.training.choices import CALIBRATIONS, Arch, Calibrate, Loss, Precision
+from twinsearch.training.choices import (
+    ARCHES,
+    CALIBRATIONS,
+    Arch,
+    ArchChoice,
+    Calibrate,
+    Loss,
+    Precision,
+)
 from twinsearch.training.data import Labelled, Pair, TrainingData
 from twinsearch.training.verify import METADATA_FILE, best_threshold
 
@@ -32,12 +40,14 @@ VAL_CORPUS = 2000
 the training documents, then others from the corpus, up to this many."""
 CHECKPOINTS = ".checkpoints"
 NO_HELD_OUT = "no held-out split (too few queries): the last epoch is kept"
+UNCHOSEN_ARCH: Arch = "twin"
+"""What ``--arch auto`` trains when there is no held-out split to choose by."""
 
 
 @dataclass
 class TrainConfig:
     base: str = DEFAULT_MODEL
-    arch: Arch = "twin"
+    arch: ArchChoice = "twin"
     untie: bool = False
     loss: Loss = "mnrl"
     epochs: int = 5
@@ -57,6 +67,9 @@ class TrainConfig:
     seed: int = 12
     precision: Precision = "auto"
     calibrate: Calibrate = "accuracy"
+    threads: int | None = None
+    """CPU threads; None: the cores free when training starts (torch on an oversubscribed
+    core slows down many times over)."""
 
     def __post_init__(self) -> None:
         # Options that mean nothing together are refused, not silently ignored.
@@ -86,6 +99,12 @@ class TrainResult:
     interrupted: bool = False
     mined: int = 0
     notes: list[str] = field(default_factory=list)
+    arch: str = ""
+    """The architecture trained (the one kept, with ``--arch auto``)."""
+    candidates: dict[str, float] = field(default_factory=dict)
+    """With ``--arch auto``: each architecture's held-out score."""
+    kept: str = "fine-tuned"
+    """"base" where no fine-tuned model beat the base on the held-out split."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what `train --json` prints and the model folder records."""
@@ -570,64 +589,150 @@ def train(
     """Fine-tune ``config.base`` on ``data``, keep the checkpoint best on ``val`` (or on
     ``eval_data``, a BEIR split), save it to ``output`` with a model card, and say how much
     it gained. ``negatives_from`` is a store to mine hard negatives from instead of the
-    corpus."""
+    corpus. With ``arch="auto"`` each architecture is trained and the one best on the
+    held-out split kept. A model no better than the base on the held-out split is not
+    kept: the base is saved instead, and the result says so."""
     _quiet_transformers()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from datasets import Dataset
-
     progress = progress or _Silent()
     if not config.hard_negatives:
         _check_loss(data, config.loss)
-    base = _load(config, progress)
-    data, mined = _with_negatives(base, data, config, negatives_from, progress)
     held = eval_data or val
+    arches = _arches(config, held)
+    base = _load(config, arches[0], progress)
+    data, mined = _with_negatives(base, data, config, negatives_from, progress)
     evaluator, metric = _evaluator(data, held, config)
     notes = [] if evaluator is not None else [NO_HELD_OUT]
     before: dict[str, float] = {}
     if evaluator is not None:
         progress.stage("measuring the base model on the held-out split")
         before = _measured(evaluator, base.model)
-    columns = _columns(data, config.loss, config.seed)
-    train_set = Dataset.from_dict(columns)
-    best_metric = f"eval_{metric}" if evaluator is not None else None
-    args = _arguments(config, base, columns, output / CHECKPOINTS, best_metric)
-    trainer = _trainer(base.model, args, train_set, config, evaluator, progress)
-    fit = _fit(trainer, base, len(train_set), config, progress)
-    after, threshold = _measured_after(fit, evaluator, held, base, config, progress)
+    runs = _runs(base, arches, config, data, (evaluator, metric), held, output, progress)
+    chosen = max(runs, key=lambda run: run.after.get(metric, -math.inf))
+    notes += chosen.fit.notes + _auto_notes(runs, chosen, metric)
+    model, threshold, kept = chosen.fit.model, chosen.threshold, "fine-tuned"
+    if evaluator is not None and metric in chosen.after:
+        gained = chosen.after[metric] - before[metric]
+        if gained <= 0:
+            kept, model = "base", _reloaded_base(base)
+            notes.append(
+                f"the fine-tuned model scored {chosen.after[metric]:.4f} on the held-out "
+                f"split, no better than the base model's {before[metric]:.4f}: kept the "
+                "base model"
+            )
+            if held is not None and held.kind == "labelled":
+                threshold = _measured(evaluator, model).get(f"val_{config.calibrate}_threshold")
+    seconds = sum(run.fit.seconds for run in runs)
+    seen = sum(run.examples * run.fit.epochs for run in runs)
     result = TrainResult(
         output=output,
         metric=metric,
         before=before,
-        after=after,
-        train_examples=len(train_set),
+        after=chosen.after,
+        train_examples=chosen.examples,
         held_out_examples=len(held) if held is not None else 0,
-        steps=fit.steps,
-        best_step=fit.best_step,
-        seconds=fit.seconds,
-        examples_per_second=len(train_set) * fit.epochs / fit.seconds if fit.seconds else 0.0,
+        steps=chosen.fit.steps,
+        best_step=chosen.fit.best_step,
+        seconds=seconds,
+        examples_per_second=seen / seconds if seconds else 0.0,
         device=base.device,
         precision=base.precision,
         threshold=threshold,
-        interrupted=fit.interrupted,
+        interrupted=chosen.fit.interrupted,
         mined=mined,
-        notes=[*notes, *fit.notes],
+        notes=notes,
+        arch=chosen.arch,
+        candidates={run.arch: run.after[metric] for run in runs if metric in run.after}
+        if len(runs) > 1
+        else {},
+        kept=kept,
     )
-    _save(fit.model, output, result, config, base.name, data)
+    _save(model, output, result, config, base.name, data)
     shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
     return result
 
 
-def _load(config: TrainConfig, progress: Progress) -> _Base:
+def _arches(config: TrainConfig, held: TrainingData | None) -> tuple[Arch, ...]:
+    """The architectures to train: ``config.arch``, or for auto all of them when there is
+    a held-out split to choose by."""
+    if config.arch != "auto":
+        return (config.arch,)
+    return ARCHES if held is not None and len(held) else (UNCHOSEN_ARCH,)
+
+
+@dataclass
+class _Run:
+    """One architecture trained: the fit, its held-out metrics and threshold."""
+
+    arch: Arch
+    fit: _Fit
+    after: dict[str, float]
+    threshold: float | None
+    examples: int
+
+
+def _runs(
+    base: _Base,
+    arches: tuple[Arch, ...],
+    config: TrainConfig,
+    data: TrainingData,
+    evaluation: tuple[Any, str],
+    held: TrainingData | None,
+    output: Path,
+    progress: Progress,
+) -> list[_Run]:
+    """Each of ``arches`` trained in turn from the same seed, the first from ``base``
+    (already loaded), and the checkpoint each keeps measured; ``evaluation`` is the held-out
+    evaluator and the metric that picks the checkpoint. Ctrl-C in one trains no other."""
+    from datasets import Dataset
+
+    evaluator, metric = evaluation
+    columns = _columns(data, config.loss, config.seed)
+    train_set = Dataset.from_dict(columns)
+    best_metric = f"eval_{metric}" if evaluator is not None else None
+    runs: list[_Run] = []
+    for arch in arches:
+        start = base if not runs else _load(config, arch, progress)
+        arch_config = replace(config, arch=arch)
+        args = _arguments(arch_config, start, columns, output / CHECKPOINTS / arch, best_metric)
+        trainer = _trainer(start.model, args, train_set, arch_config, evaluator, progress)
+        fit = _fit(trainer, start, len(train_set), arch_config, progress)
+        after, threshold = _measured_after(fit, evaluator, held, start, arch_config, progress)
+        runs.append(_Run(arch, fit, after, threshold, len(train_set)))
+        if fit.interrupted:
+            break
+    return runs
+
+
+def _auto_notes(runs: list[_Run], chosen: _Run, metric: str) -> list[str]:
+    if len(runs) < 2:
+        return []
+    scores = ", ".join(f"{run.arch} {run.after.get(metric, math.nan):.4f}" for run in runs)
+    return [f"--arch auto: held-out {scores}; kept {chosen.arch}"]
+
+
+def _reloaded_base(base: _Base) -> Any:
+    """The base model as it was loaded, before any training."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(base.path, device=base.device)
+
+
+def _load(config: TrainConfig, arch: Arch, progress: Progress) -> _Base:
     """Seed every generator, choose the device and precision, and build the model."""
     import torch
     from transformers import set_seed
 
     set_seed(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        from twinsearch.cores import free_cores
+
+        torch.set_num_threads(config.threads or free_cores(measure=True))
     precision = _precision(config, device)
     name, path = resolve_base(config.base)
     progress.stage(f"loading {name}")
-    model = build_model(path, config.arch, config.untie, device=device)
+    model = build_model(path, arch, config.untie, device=device)
     own_max = int(model.max_seq_length)
     model.max_seq_length = min(config.window, own_max)
     return _Base(model, name, path, device, precision, own_max)
@@ -817,8 +922,10 @@ def _measured_after(
     model = fit.model
     after: dict[str, float] = {}
     if evaluator is not None:
-        after = _evaluated_at(fit.history, fit.best_step) if not fit.interrupted else {}
-        if not after:  # not measured during training: the best step is unknown, or stopped
+        # The kept checkpoint's metrics, logged when it was evaluated (after Ctrl-C too:
+        # then the best checkpoint so far is kept, or, without one, no step is).
+        after = _evaluated_at(fit.history, fit.best_step)
+        if not after:  # not measured during training: no checkpoint was kept
             progress.stage("measuring the trained model on the held-out split")
             model.max_seq_length = min(config.window, base.max_length)
             after = _measured(evaluator, model)
@@ -870,7 +977,9 @@ def _save(
 
 def model_card(record: dict[str, Any]) -> str:
     config, result = record["config"], record["result"]
-    arch = config["arch"] + (" (untied towers)" if config["untie"] else "")
+    arch = (result.get("arch") or config["arch"]) + (" (untied towers)" if config["untie"] else "")
+    if result.get("kept") == "base":
+        arch = "the base model, unchanged (no fine-tuned model beat it on the held-out split)"
     lines = [
         "---",
         f"base_model: {record['base_model']}",
