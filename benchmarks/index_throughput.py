@@ -119,10 +119,11 @@ def chunk_inputs(encoder: Any, corpus: Path) -> list[str]:
     ]
 
 
-def prepare(models: Path, corpus: Path, int8: bool) -> None:
+def prepare(models_dir: str, corpus_file: str, int8: bool) -> None:
     """The export, the note of the model folder it is of, and the int8 model."""
     from twinsearch.encoders import DEFAULT_MODEL, load_encoder, model_path, onnx
 
+    models, corpus = Path(models_dir), Path(corpus_file)
     encoder = load_encoder(threads=2)
     onnx.export(encoder, models)
     onnx.remember_source(models, model_path(DEFAULT_MODEL), encoder.fingerprint)
@@ -179,7 +180,10 @@ def main() -> None:
     corpus = corpus_of(args.dataset, args.limit, work)
 
     models = work / "models"
-    prepare(models, corpus, int8="openvino:int8" in paths)
+    # In a process of its own: the runs, its children, would inherit its peak memory.
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); from index_throughput import prepare; "
+    code += f"prepare({str(models)!r}, {str(corpus)!r}, {'openvino:int8' in paths})"
+    subprocess.run([sys.executable, "-c", code], check=True)
     results: dict[str, list[dict[str, float]]] = {p: [] for p in paths}
     for run in range(args.runs):
         for path in paths:
