@@ -295,7 +295,7 @@ def open_searcher(settings: Settings, first_query: str | None = None) -> Any:
     from twinsearch import session
 
     # Given a first query, rich loads while the child embeds it.
-    return session.open_searcher(settings, first_query, _say, _load_console)
+    return session.open_searcher(settings, first_query, say, _load_console)
 
 
 def _load_console() -> None:
@@ -307,8 +307,9 @@ def indexing_encoder(settings: Settings, model: str) -> Any:
     from twinsearch import session
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return session.indexing_encoder(settings, model, _say)
+    return session.indexing_encoder(settings, model, say)
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """A note or warning line, on stderr as it is."""
     err.print(line, markup=False)

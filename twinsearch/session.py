@@ -94,10 +94,28 @@ def indexing_encoder(
     model's own vectors, it stands in for the model on torch (queries, the tokenizer, the
     gate's yardstick), so torch is never imported; else the model loads on torch, and its
     export is made for the next run."""
+    from twinsearch.encoders import model_path, onnx
+
     encoder = _exported_reference(settings, name, say)
     if encoder is None:
         encoder = load_encoder(settings, name)
         export_query_encoder(settings, encoder, say)
+        if onnx.intact(onnx.folder_for(models_dir(settings), encoder.fingerprint)):
+            # The next run finds the export by the model's folder, without loading it.
+            onnx.remember_source(models_dir(settings), model_path(name), encoder.fingerprint)
+    return document_encoder(settings, encoder, say, expected_bytes)
+
+
+def mining_encoder(
+    settings: Settings, model: Any, name: str, say: Say = _quiet, expected_bytes: int | None = None
+) -> Encoder:
+    """``model`` (a loaded ``SentenceTransformer``, as training starts from it) to embed a
+    corpus with for mining hard negatives: on the fastest path that keeps its vectors, as
+    ``index`` encodes documents (its export made first, kept by its fingerprint)."""
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(model, name, batch_size=settings.batch_size)
+    export_query_encoder(settings, encoder, say)
     return document_encoder(settings, encoder, say, expected_bytes)
 
 
@@ -197,25 +215,21 @@ def query_encoder(
 
 
 def export_query_encoder(settings: Settings, encoder: Encoder, say: Say = _quiet) -> None:
-    """Keep an ONNX export of ``encoder``'s query side for quick searches, unless there is
-    one; a failure costs only speed, and is said."""
-    from twinsearch.encoders import model_path, onnx
+    """Keep an ONNX export of ``encoder``'s query side for quick searches (and the fast
+    document paths), unless there is one; a failure costs only speed, and is said."""
+    from twinsearch.encoders import onnx
     from twinsearch.encoders.sentence import SentenceTransformerEncoder
     from twinsearch.errors import ModelError
 
     if not isinstance(encoder, SentenceTransformerEncoder):
         return
-    folder = onnx.folder_for(models_dir(settings), encoder.fingerprint)
-    if not onnx.is_current(folder):
-        try:
-            if onnx.export(encoder, models_dir(settings)) is None:
-                say("note: this model's architecture has no ONNX query path")
-                return
-        except (ModelError, OSError, RuntimeError) as exc:
-            say(f"warning: no ONNX query encoder ({exc}); searches use torch")
-            return
-    # The next run finds the export by the model's folder, without loading it.
-    onnx.remember_source(models_dir(settings), model_path(encoder.name), encoder.fingerprint)
+    if onnx.intact(onnx.folder_for(models_dir(settings), encoder.fingerprint)):
+        return  # made already (one changed since, or of an older format, is made again)
+    try:
+        if onnx.export(encoder, models_dir(settings)) is None:
+            say("note: this model's architecture has no ONNX query path")
+    except (ModelError, OSError, RuntimeError) as exc:
+        say(f"warning: no ONNX query encoder ({exc}); searches use torch")
 
 
 @contextmanager

@@ -341,7 +341,11 @@ def document_encoder(
     if small and runtime == "auto" and precision == "auto":
         return reference
     folder = onnx.folder_for(models_dir, reference.fingerprint)
-    exported = (folder / onnx.CONFIG_FILE).exists()
+    # An export changed on disk since it was checked is not a path: the gate's sample may
+    # not touch what changed (an embedding row of a word it lacks).
+    exported = isinstance(reference, OnnxEncoder) or onnx.intact(folder)
+    if not exported and (folder / onnx.CONFIG_FILE).exists():
+        say(f"note: the export in {folder} has changed since it was made; not used")
     paths = candidates(reference, runtime, precision, exported)
 
     def make(path: Route, texts: Sequence[str]) -> Any:

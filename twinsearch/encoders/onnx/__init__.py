@@ -25,7 +25,7 @@ from twinsearch.encoders.onnx.forked import ForkedQuery
 from twinsearch.encoders.onnx.layout import (
     CONFIG_FILE,
     folder_for,
-    is_current,
+    intact,
     known_fingerprint,
     remember_source,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "OnnxEncoder",
     "export",
     "folder_for",
-    "is_current",
+    "intact",
     "known_fingerprint",
     "load",
     "reference",

@@ -24,8 +24,9 @@ from twinsearch.encoders.onnx.layout import (
     MODEL_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
+    files_hash,
     folder_for,
-    is_current,
+    intact,
 )
 from twinsearch.errors import ModelError
 
@@ -46,9 +47,9 @@ SAMPLES = [
 
 def export(encoder: Any, models_dir: Path) -> Path | None:
     """Export ``encoder``'s model (a ``SentenceTransformerEncoder``) unless it is there
-    already; None if its architecture is not one the ONNX path runs."""
+    already, intact; None if its architecture is not one the ONNX path runs."""
     target = folder_for(models_dir, encoder.fingerprint)
-    if is_current(target):
+    if intact(target):
         return target
     architecture = architecture_of(encoder.model)
     if architecture is None:
@@ -57,7 +58,7 @@ def export(encoder: Any, models_dir: Path) -> Path | None:
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
     try:
         _export_into(staging, encoder, architecture)
-        if not is_current(target):  # not made meanwhile by another process
+        if not intact(target):  # not made meanwhile by another process
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
     finally:
@@ -88,6 +89,7 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
         **architecture,
     }
     config["min_cosine"] = _min_cosine(OnnxEncoder(staging, config), encoder, staging)
+    config["files_hash"] = files_hash(staging)
     if config["min_cosine"] < MIN_COSINE:
         raise ModelError(
             f"the ONNX export of {encoder.name!r} disagrees with torch (cosine "

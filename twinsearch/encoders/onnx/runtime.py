@@ -18,6 +18,7 @@ from twinsearch.encoders.onnx.layout import (
     REFERENCE_COSINE,
     TOKENIZER_FILE,
     checked_config,
+    files_hash,
     folder_for,
 )
 from twinsearch.errors import ModelError, first_line
@@ -311,12 +312,15 @@ def reference(
     batch_size: int = 32,
 ) -> OnnxEncoder:
     """The export of the model with ``fingerprint`` on onnxruntime in fp32, to stand in for
-    the model on torch (named ``name``): checked first against the model's own vectors of
-    the texts the export was checked on when it was made. ``ModelError`` where it cannot
-    stand in (no export, one of an older format, or one whose vectors moved since)."""
+    the model on torch (named ``name``): checked first to be, byte for byte, the export
+    made from the model, and to give the model's own vectors of the texts it was checked on
+    then (the runtime that runs it may have changed since). ``ModelError`` where it cannot
+    stand in (no export, one of an older format, one changed or drifted since)."""
     import numpy as np
 
     encoder = load(models_dir, fingerprint, threads, batch_size=batch_size)
+    if encoder.config.get("files_hash") != files_hash(encoder.folder):
+        raise ModelError(f"the export in {encoder.folder} has changed since it was made")
     try:
         with np.load(encoder.folder / CHECK_FILE) as check:
             texts = [str(t) for t in check["texts"]]
