@@ -121,7 +121,8 @@ Runtime = Annotated[
 Precision = Annotated[
     str | None,
     typer.Option(
-        help="Its precision: auto, fp32, bf16 (OpenVINO, on CPUs that compute in bf16) or "
+        help="Its precision: auto, fp32, bf16 (OpenVINO, on CPUs that compute in bf16), "
+        "int8 (OpenVINO, quantized on the corpus's first chunks; needs twinsearch[int8]) or "
         "fp16 (on a GPU) [default: auto]",
         show_default=False,
     ),
@@ -294,25 +295,21 @@ def open_searcher(settings: Settings, first_query: str | None = None) -> Any:
     from twinsearch import session
 
     # Given a first query, rich loads while the child embeds it.
-    return session.open_searcher(settings, first_query, _say, _load_console)
+    return session.open_searcher(settings, first_query, say, _load_console)
 
 
 def _load_console() -> None:
     out.rich  # noqa: B018  # made now, while the query child works
 
 
-def load_encoder(settings: Settings, model: str) -> Any:
+def indexing_encoder(settings: Settings, model: str) -> Any:
+    """``model`` to encode documents with (see ``session.indexing_encoder``), notes said."""
     from twinsearch import session
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return session.load_encoder(settings, model)
+    return session.indexing_encoder(settings, model, say)
 
 
-def export_query_encoder(settings: Settings, encoder: Any) -> None:
-    from twinsearch import session
-
-    session.export_query_encoder(settings, encoder, _say)
-
-
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """A note or warning line, on stderr as it is."""
     err.print(line, markup=False)

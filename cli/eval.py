@@ -21,9 +21,8 @@ from twinsearch.cli.common import (
     Threads,
     err,
     errors_to_exit,
-    export_query_encoder,
     index_progress,
-    load_encoder,
+    indexing_encoder,
     out,
     print_index_summary,
     print_skips,
@@ -163,15 +162,12 @@ def _dataset(folder: Path, split: str) -> Dataset:
 
 
 def _encoder(settings: Settings, truncate: bool) -> tuple[Encoder, ChunkSettings]:
-    """The encoder to evaluate (its query side exported where the settings ask), and how
-    the corpus is cut for it."""
+    """The encoder to evaluate (on the path the settings ask for, its query side exported),
+    and how the corpus is cut for it."""
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
-    from twinsearch.session import document_encoder
 
-    encoder = load_encoder(settings, settings.model or DEFAULT_MODEL)
-    export_query_encoder(settings, encoder)
-    encoder = document_encoder(settings, encoder, lambda line: err.print(line, markup=False))
+    encoder = indexing_encoder(settings, settings.model or DEFAULT_MODEL)
     return encoder, ChunkSettings(encoder.window, settings.chunk_overlap, truncate=truncate)
 
 

@@ -322,8 +322,24 @@ def _run(
             config,
             eval_data=held_out,
             negatives_from=store,
+            documents=_mining_documents(data_dir),
             progress=None if quiet else _Bar(),
         )
+
+
+def _mining_documents(data_dir: Path | None) -> Any:
+    """What embeds the corpus for mining: the base model as training loaded it, on the
+    fastest path that keeps its vectors (see ``session.mining_encoder``)."""
+
+    def make(model: Any, texts: Any) -> Any:
+        from twinsearch.cli.common import say
+        from twinsearch.session import mining_encoder
+
+        settings = settings_from(data_dir=data_dir)
+        size = sum(len(t.encode()) for t in texts)
+        return mining_encoder(settings, model, "base", say, expected_bytes=size)
+
+    return make
 
 
 @contextmanager

@@ -88,16 +88,17 @@ def update(
     from twinsearch.encoders import DEFAULT_MODEL
     from twinsearch.indexer.chunking import ChunkSettings
     from twinsearch.indexer.pipeline import index_corpus
-    from twinsearch.session import document_encoder, export_query_encoder, load_encoder
+    from twinsearch.session import indexing_encoder
 
     store = client.collection(settings.collection)
     if store.exists():
         store.open()  # in use by another process: said now, not after the model loads
     name = settings.model or (recorded_model(store) if store.exists() else DEFAULT_MODEL)
-    encoder = load_encoder(settings, name)
+    encoder = indexing_encoder(
+        settings, name, lambda line: on_event(Note(line)), expected_bytes=corpus.total_bytes
+    )
     target = _target(client, settings, encoder, reindex, on_event)
     chunking = ChunkSettings.for_model(settings.chunk_size, settings.chunk_overlap, encoder.window)
-    export_query_encoder(settings, encoder, lambda line: on_event(Note(line)))
 
     def upgrading(moved: int) -> None:
         if moved == 0:
@@ -105,14 +106,7 @@ def update(
 
     with ExitStack() as stack:
         encoding = None
-        if ray is None:
-            encoder = document_encoder(
-                settings,
-                encoder,
-                lambda line: on_event(Note(line)),
-                expected_bytes=corpus.total_bytes,
-            )
-        else:
+        if ray is not None:
             from twinsearch.indexer.cluster import ray_encoding
 
             encoding = stack.enter_context(
@@ -156,6 +150,8 @@ def remember_runtime(store: Store, encoder: Any, report: IndexReport | None = No
     choice = getattr(encoder, "choice", None)
     if choice is None and hasattr(encoder, "model"):  # the model itself, on torch
         choice = Choice("torch", "fp32", 1.0)
+    if choice is None and hasattr(encoder, "checked_cosine"):  # its export, in its stead
+        choice = Choice(encoder.runtime, encoder.precision, round(encoder.checked_cosine, 6))
     if choice is None:
         return
     if report is not None:

@@ -348,7 +348,7 @@ def test_a_broken_export_found_by_the_forked_child_falls_back_to_torch(
 ) -> None:
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
-    [export] = list((copy / "models").iterdir())
+    [export] = [p for p in (copy / "models").iterdir() if p.is_dir()]
     (export / "query.onnx").write_bytes(b"not a model")
     command = [sys.executable, "-m", "twinsearch.cli", "search", "tides and the moon", "--json"]
     out = subprocess.run(
@@ -364,7 +364,7 @@ def test_a_missing_or_broken_export_falls_back_to_torch(
 ) -> None:
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
-    [export] = list((copy / "models").iterdir())
+    [export] = [p for p in (copy / "models").iterdir() if p.is_dir()]
     if damage == "missing":
         shutil.rmtree(export)
     else:
@@ -383,7 +383,7 @@ def test_the_forked_child_embeds_the_first_query(data: Path) -> None:
         from twinsearch.encoders import Encoder, onnx
 
         models = Path({str(data / "models")!r})
-        [fingerprint] = [p.name for p in models.iterdir()]
+        [fingerprint] = [p.name for p in models.iterdir() if p.is_dir()]
         def fallback():
             raise AssertionError("the vector must come from the child")
         forked = onnx.ForkedQuery(models, fingerprint, "tides", fallback=fallback)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -263,6 +264,31 @@ def test_triplet_and_contrastive_need_negatives_or_mining(tiny_model: Path, tmp_
     for pair in mined.pairs:
         assert pair.positive not in pair.negatives
     assert not any(pair.negatives for pair in data.pairs)  # the caller's data is left as it was
+
+
+def test_mining_embeds_the_corpus_on_the_fast_path(tiny_model: Path, tmp_path: Path) -> None:
+    from twinsearch.session import mining_encoder
+    from twinsearch.settings import Settings
+    from twinsearch.training.trainer import _mine, build_model
+
+    data = _data(tmp_path, _pairs(16))
+    config = _config(tiny_model, loss="triplet", hard_negatives=2, epochs=1)
+    model = build_model(str(tiny_model), "twin", False)
+    model.max_seq_length = config.window
+    made: list[Any] = []
+
+    def documents(base: Any, texts: Any) -> Any:
+        settings = Settings(data_dir=tmp_path / "data", runtime="onnx", threads=2)
+        made.append(mining_encoder(settings, base, "base"))
+        return made[-1]
+
+    fast, count = _mine(model, data, config, Recorder(), documents)
+    [encoder] = made
+    assert (encoder.choice.runtime, encoder.choice.precision) == ("onnx", "fp32")
+    # The same negatives as the model itself on torch finds.
+    plain, expected = _mine(model, data, config, Recorder())
+    assert count == expected > 0
+    assert [p.negatives for p in fast.pairs] == [p.negatives for p in plain.pairs]
 
 
 def test_ctrl_c_keeps_a_loadable_model(tiny_model: Path, tmp_path: Path) -> None:

@@ -86,6 +86,69 @@ def load_encoder(settings: Settings, model: str) -> Encoder:
     )
 
 
+def indexing_encoder(
+    settings: Settings, name: str, say: Say = _quiet, expected_bytes: int | None = None
+) -> Encoder:
+    """Model ``name`` to encode documents with, on the path the settings ask for (see
+    ``document_encoder``). Where the model's export is known and still agrees with the
+    model's own vectors, it stands in for the model on torch (queries, the tokenizer, the
+    gate's yardstick), so torch is never imported; else the model loads on torch, and its
+    export is made for the next run."""
+    from twinsearch.encoders import model_path, onnx
+
+    encoder = _exported_reference(settings, name, say)
+    if encoder is None:
+        encoder = load_encoder(settings, name)
+        export_query_encoder(settings, encoder, say)
+        if onnx.intact(onnx.folder_for(models_dir(settings), encoder.fingerprint)):
+            # The next run finds the export by the model's folder, without loading it.
+            onnx.remember_source(models_dir(settings), model_path(name), encoder.fingerprint)
+    return document_encoder(settings, encoder, say, expected_bytes)
+
+
+def mining_encoder(
+    settings: Settings, model: Any, name: str, say: Say = _quiet, expected_bytes: int | None = None
+) -> Encoder:
+    """``model`` (a loaded ``SentenceTransformer``, as training starts from it) to embed a
+    corpus with for mining hard negatives: on the fastest path that keeps its vectors, as
+    ``index`` encodes documents (its export made first, kept by its fingerprint)."""
+    from twinsearch.encoders.sentence import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(model, name, batch_size=settings.batch_size)
+    export_query_encoder(settings, encoder, say)
+    return document_encoder(settings, encoder, say, expected_bytes)
+
+
+def _exported_reference(settings: Settings, name: str, say: Say) -> Encoder | None:
+    """Model ``name``'s export, checked to stand in for it on torch; None where torch is
+    asked for, may be faster (a GPU), or the export is not known."""
+    from twinsearch.encoders import model_path, model_ref, onnx
+    from twinsearch.encoders.fast import CPU_BATCH
+    from twinsearch.errors import ModelError
+
+    gpu = settings.device not in (None, "cpu") or (
+        settings.device is None and Path("/proc/driver/nvidia/version").exists()
+    )
+    if name.startswith("hashing") or gpu or settings.runtime == "torch":
+        return None
+    if settings.precision == "fp16":
+        return None
+    fingerprint = onnx.known_fingerprint(models_dir(settings), model_path(name))
+    if fingerprint is None:
+        return None
+    try:
+        return onnx.reference(
+            models_dir(settings),
+            fingerprint,
+            model_ref(name),
+            threads(settings, measure=True),
+            batch_size=min(settings.batch_size, CPU_BATCH),
+        )
+    except ModelError as exc:
+        say(f"note: {exc}; loading the model on torch")
+        return None
+
+
 def document_encoder(
     settings: Settings, encoder: Encoder, say: Say = _quiet, expected_bytes: int | None = None
 ) -> Encoder:
@@ -152,16 +215,16 @@ def query_encoder(
 
 
 def export_query_encoder(settings: Settings, encoder: Encoder, say: Say = _quiet) -> None:
-    """Keep an ONNX export of ``encoder``'s query side for quick searches, unless there is
-    one; a failure costs only speed, and is said."""
+    """Keep an ONNX export of ``encoder``'s query side for quick searches (and the fast
+    document paths), unless there is one; a failure costs only speed, and is said."""
     from twinsearch.encoders import onnx
     from twinsearch.encoders.sentence import SentenceTransformerEncoder
     from twinsearch.errors import ModelError
 
     if not isinstance(encoder, SentenceTransformerEncoder):
         return
-    if (onnx.folder_for(models_dir(settings), encoder.fingerprint) / onnx.CONFIG_FILE).exists():
-        return
+    if onnx.intact(onnx.folder_for(models_dir(settings), encoder.fingerprint)):
+        return  # made already (one changed since, or of an older format, is made again)
     try:
         if onnx.export(encoder, models_dir(settings)) is None:
             say("note: this model's architecture has no ONNX query path")

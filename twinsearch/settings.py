@@ -7,7 +7,7 @@ from pathlib import Path
 
 RUNTIMES = ("auto", "openvino", "onnx", "torch")
 """What may run the document encoder (see ``encoders.fast``)."""
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
 
 
 def check_encoder_route(runtime: str, precision: str) -> None:
@@ -43,7 +43,8 @@ class Settings:
     """What runs the document encoder: auto (the fastest that keeps the model's vectors,
     measured), openvino, onnx or torch (see ``encoders.fast``)."""
     precision: str = "auto"
-    """Its precision: auto, fp32, bf16 (OpenVINO on a CPU with bf16) or fp16 (a GPU)."""
+    """Its precision: auto, fp32, bf16 (OpenVINO on a CPU with bf16), int8 (OpenVINO, asked
+    for only) or fp16 (a GPU)."""
     segment_mb: int | None = None
     """Embedded store: vector data per segment of a new collection; None: the store's own
     (64 MB). Indexing memory is bounded by one segment; smaller segments use less of it but

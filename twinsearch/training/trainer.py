@@ -13,7 +13,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -410,20 +410,62 @@ def _loss(model: Any, config: TrainConfig) -> Any:
     return losses.TripletLoss(model, triplet_margin=_margin(config))
 
 
+Documents = Callable[[Any, Sequence[str]], Any]
+"""From the loaded base model and the corpus to embed, the encoder of its documents."""
+
+
+class _DocumentsBy:
+    """``model`` as ``mine_hard_negatives`` uses it, its documents embedded by ``encoder``
+    (the same vectors, on the fastest path that keeps them); the rest by the model."""
+
+    def __init__(self, model: Any, encoder: Any) -> None:
+        self._model, self._encoder = model, encoder
+
+    def encode_document(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        # The encoder applies the model's document prompt, unit vectors, as numpy.
+        return np.asarray(self._encoder.encode_documents(list(texts)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 def _mine(
-    model: Any, data: TrainingData, config: TrainConfig, progress: Progress
+    model: Any,
+    data: TrainingData,
+    config: TrainConfig,
+    progress: Progress,
+    documents: Documents | None = None,
 ) -> tuple[TrainingData, int]:
     """``data`` with up to ``config.hard_negatives`` mined negatives added to each pair (the
     pairs found none for keep none), and how many were added. Candidates scoring within
     ``mining_margin`` (relative) of the positive are passed over: they are too often
     unjudged relevant documents."""
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
     progress.stage(f"mining {_count(config.hard_negatives, 'hard negative')} per query")
     queries = [p.query for p in data.pairs]
     positives = [p.positive for p in data.pairs]
-    mined = mine_hard_negatives(
+    miner = model
+    if documents is not None:
+        encoder = documents(model, [*data.corpus, *positives])
+        miner = _DocumentsBy(model, encoder)
+    try:
+        mined = _mined(miner, queries, positives, data, config)
+    finally:
+        if miner is not model:
+            encoder.close()
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in mined:
+        negatives = [t for t, y in zip(row["positive"], row["labels"], strict=True) if not y]
+        found[(row["query"], row["positive"][0])] = negatives
+    return _added(data, [found.get((p.query, p.positive), []) for p in data.pairs])
+
+
+def _mined(
+    model: Any, queries: list[str], positives: list[str], data: TrainingData, config: TrainConfig
+) -> Any:
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    return mine_hard_negatives(
         Dataset.from_dict({"query": queries, "positive": positives}),
         model,
         corpus=data.corpus,
@@ -435,11 +477,6 @@ def _mine(
         batch_size=64,
         verbose=False,
     )
-    found: dict[tuple[str, str], list[str]] = {}
-    for row in mined:
-        negatives = [t for t, y in zip(row["positive"], row["labels"], strict=True) if not y]
-        found[(row["query"], row["positive"][0])] = negatives
-    return _added(data, [found.get((p.query, p.positive), []) for p in data.pairs])
 
 
 def _added(data: TrainingData, negatives: list[list[str]]) -> tuple[TrainingData, int]:
@@ -584,14 +621,16 @@ def train(
     *,
     eval_data: TrainingData | None = None,
     negatives_from: Any = None,
+    documents: Documents | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.base`` on ``data``, keep the checkpoint best on ``val`` (or on
     ``eval_data``, a BEIR split), save it to ``output`` with a model card, and say how much
     it gained. ``negatives_from`` is a store to mine hard negatives from instead of the
-    corpus. With ``arch="auto"`` each architecture is trained and the one best on the
-    held-out split kept. A model no better than the base on the held-out split is not
-    kept: the base is saved instead, and the result says so."""
+    corpus; ``documents`` makes the encoder that embeds the corpus for mining (by default
+    the model itself, on torch). With ``arch="auto"`` each architecture is trained and the
+    one best on the held-out split kept. A model no better than the base on the held-out
+    split is not kept: the base is saved instead, and the result says so."""
     _quiet_transformers()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     progress = progress or _Silent()
@@ -600,7 +639,7 @@ def train(
     held = eval_data or val
     arches = _arches(config, held)
     base = _load(config, arches[0], progress)
-    data, mined = _with_negatives(base, data, config, negatives_from, progress)
+    data, mined = _with_negatives(base, data, config, negatives_from, progress, documents)
     evaluator, metric = _evaluator(data, held, config)
     notes = [] if evaluator is not None else [NO_HELD_OUT]
     before: dict[str, float] = {}
@@ -739,7 +778,12 @@ def _load(config: TrainConfig, arch: Arch, progress: Progress) -> _Base:
 
 
 def _with_negatives(
-    base: _Base, data: TrainingData, config: TrainConfig, store: Any, progress: Progress
+    base: _Base,
+    data: TrainingData,
+    config: TrainConfig,
+    store: Any,
+    progress: Progress,
+    documents: Documents | None = None,
 ) -> tuple[TrainingData, int]:
     """``data`` with ``config.hard_negatives`` negatives mined for each query (from
     ``store``, a collection, if given, else from the corpus), and how many were found."""
@@ -750,7 +794,7 @@ def _with_negatives(
     if store is not None:
         data, mined = _mine_from_store(base.path, data, store, config, progress)
     else:
-        data, mined = _mine(base.model, data, config, progress)
+        data, mined = _mine(base.model, data, config, progress, documents)
     _check_loss(data, config.loss)
     return data, mined
 

@@ -1,5 +1,7 @@
 """Making an export: the query side of a loaded model traced to ONNX with torch, checked
-against the model (cosine on sample texts) before it is kept under the model's fingerprint.
+against the model (cosine on sample texts, short and window-long) before it is kept under
+the model's fingerprint, with the model's own vectors of those texts: a run that uses the
+export in place of the model checks it against them first (``runtime.reference``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from twinsearch.encoders.onnx.architecture import architecture as architecture_of
 from twinsearch.encoders.onnx.layout import (
+    CHECK_FILE,
     CONFIG_FILE,
     FORMAT,
     HEADS_FILE,
@@ -21,8 +24,9 @@ from twinsearch.encoders.onnx.layout import (
     MODEL_FILE,
     TOKENIZER_FILE,
     WEIGHTS_FILE,
+    files_hash,
     folder_for,
-    format_of,
+    intact,
 )
 from twinsearch.errors import ModelError
 
@@ -33,14 +37,19 @@ SAMPLES = [
     "a",
     "Vaccines train the immune system by showing it a harmless piece of a pathogen, "
     "such as an inactivated virus or messenger RNA, so that memory cells remain for years.",
+    # Longer than any window: every position the model has is checked.
+    " ".join(
+        f"Sample {i}: coral reefs bleach when warm water drives out the algae they feed on."
+        for i in range(40)
+    ),
 ]
 
 
 def export(encoder: Any, models_dir: Path) -> Path | None:
     """Export ``encoder``'s model (a ``SentenceTransformerEncoder``) unless it is there
-    already; None if its architecture is not one the ONNX path runs."""
+    already, intact; None if its architecture is not one the ONNX path runs."""
     target = folder_for(models_dir, encoder.fingerprint)
-    if format_of(target) >= FORMAT:
+    if intact(target):
         return target
     architecture = architecture_of(encoder.model)
     if architecture is None:
@@ -49,7 +58,7 @@ def export(encoder: Any, models_dir: Path) -> Path | None:
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
     try:
         _export_into(staging, encoder, architecture)
-        if format_of(target) < FORMAT:  # not made meanwhile by another process
+        if not intact(target):  # not made meanwhile by another process
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
     finally:
@@ -79,7 +88,8 @@ def _export_into(staging: Path, encoder: Any, architecture: dict[str, Any]) -> N
         "heads": bool(heads),
         **architecture,
     }
-    config["min_cosine"] = _min_cosine(OnnxEncoder(staging, config), encoder)
+    config["min_cosine"] = _min_cosine(OnnxEncoder(staging, config), encoder, staging)
+    config["files_hash"] = files_hash(staging)
     if config["min_cosine"] < MIN_COSINE:
         raise ModelError(
             f"the ONNX export of {encoder.name!r} disagrees with torch (cosine "
@@ -149,14 +159,17 @@ def _save_heads(path: Path, heads: dict[str, Any]) -> None:
     np.savez(path, **arrays)
 
 
-def _min_cosine(exported: Any, encoder: Any) -> float:
-    """The least cosine between ``exported``'s vectors and ``encoder``'s, both routes."""
+def _min_cosine(exported: Any, encoder: Any, staging: Path) -> float:
+    """The least cosine between ``exported``'s vectors and ``encoder``'s, both routes; the
+    texts and ``encoder``'s vectors kept in ``staging``."""
     import numpy as np
 
+    queries, documents = encoder.encode_queries(SAMPLES), encoder.encode_documents(SAMPLES)
+    np.savez(staging / CHECK_FILE, texts=np.array(SAMPLES), queries=queries, documents=documents)
     cosines = np.concatenate(
         [
-            np.sum(exported.encode_queries(SAMPLES) * encoder.encode_queries(SAMPLES), axis=1),
-            np.sum(exported.encode_documents(SAMPLES) * encoder.encode_documents(SAMPLES), axis=1),
+            np.sum(exported.encode_queries(SAMPLES) * queries, axis=1),
+            np.sum(exported.encode_documents(SAMPLES) * documents, axis=1),
         ]
     )
     return float(cosines.min())
