@@ -253,16 +253,3 @@ def test_optimize_keeps_every_point_and_counts_segments(store) -> None:  # type:
     assert store.count() == 50
     [hit] = store.search(1, dense=points[7].vector)
     assert hit.id == points[7].id
-
-
-def test_search_reads_only_the_fields_asked_and_payloads_by_id(store) -> None:  # type: ignore[no-untyped-def]
-    points = _points(12)
-    store.upsert(points)
-    store.finish()
-    hits = store.search(5, dense=points[3].vector, fields=["doc_id"])
-    assert hits[0].id == points[3].id
-    assert all(set(h.payload) == {"doc_id"} for h in hits)
-    wanted = [points[3].id, points[5].id, "00000000-0000-0000-0000-999999999999"]
-    whole = store.payloads(wanted)
-    assert whole == {p.id: p.payload for p in (points[3], points[5])}
-    assert store.payloads([]) == {}

@@ -38,10 +38,6 @@ def _rank_key(point: ScoredPoint) -> tuple[float, int]:
     return (-point.score, int(point.payload.get("chunk", 0)))
 
 
-GROUPING_FIELDS = ("root", "doc_id", "chunk")
-"""What ``retrieve`` reads of each candidate chunk: what groups chunks into documents."""
-
-
 def retrieve(
     store: Store,
     k: int,
@@ -62,23 +58,14 @@ def retrieve(
     n = max(3 * k, 20)
     while True:
         points = store.search(
-            n,
-            dense=dense,
-            sparse=sparse,
-            filter=filter,
-            with_vectors=with_vectors,
-            fields=GROUPING_FIELDS,
+            n, dense=dense, sparse=sparse, filter=filter, with_vectors=with_vectors
         )
         best = _best_per_document(points)
         if len(best) >= k or len(points) < n:
             break
         n *= 2
     ranked = sorted(best.items(), key=lambda item: (-item[1].score, item[0][1], item[0][0]))
-    top = [point for _, point in ranked[:k]]
-    # Whole payloads (text, sentence vectors...) for these alone: read for every candidate,
-    # they were most of a warm search's time at a million chunks.
-    whole = store.payloads([point.id for point in top])
-    return [replace(point, payload=whole.get(point.id, point.payload)) for point in top]
+    return [point for _, point in ranked[:k]]
 
 
 _WORDS = re.compile(r"\w+")

@@ -192,17 +192,11 @@ class Store(Protocol):
         filter: Filter | None = None,
         exact: bool = False,
         with_vectors: bool = False,
-        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         """The ``k`` nearest points by the dense vector, by BM25 terms, or by both fused
         with reciprocal rank fusion; at least one of ``dense`` and ``sparse``. ``exact``
         scans every dense vector instead of walking the HNSW graph; ``with_vectors`` returns
-        each point's dense vector too; ``fields`` limits each payload to those fields (None:
-        the whole payload)."""
-        ...
-
-    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The whole payload of each of these points, by id (absent ones left out)."""
+        each point's dense vector too."""
         ...
 
     def count(self, filter: Filter | None = None) -> int: ...

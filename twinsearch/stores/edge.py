@@ -390,11 +390,9 @@ class EdgeStore:
         filter: Filter | None = None,
         exact: bool = False,
         with_vectors: bool = False,
-        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         shard = self._open()
         vectors = [DENSE] if with_vectors else None
-        payload: Any = True if fields is None else list(fields)
         where = to_edge_filter(filter)
         queries: list[tuple[Any, Any]] = []
         if dense is not None:
@@ -408,7 +406,7 @@ class EdgeStore:
                 limit=k,
                 query=query,
                 filter=where,
-                with_payload=payload,
+                with_payload=True,
                 with_vector=vectors,
                 params=params,
             )
@@ -419,20 +417,12 @@ class EdgeStore:
                     qe.Prefetch(limit=k, query=q, filter=where, params=p) for q, p in queries
                 ],
                 query=cast(Any, qe.Fusion.Rrf(k=RRF_K)),  # the stubs omit it from the union
-                with_payload=payload,
+                with_payload=True,
                 with_vector=vectors,
             )
         with self._translate():
             found = shard.query(request)
         return [to_scored(p.id, p.score, p.payload, p.vector, with_vectors) for p in found]
-
-    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
-        shard = self._open()
-        with self._translate():
-            found = shard.retrieve(list(ids), with_payload=True, with_vector=False)
-        return {str(r.id): dict(r.payload or {}) for r in found}
 
     def count(self, filter: Filter | None = None) -> int:
         shard = self._open()

@@ -212,7 +212,6 @@ class ServerStore:
         filter: Filter | None = None,
         exact: bool = False,
         with_vectors: bool = False,
-        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         m = self._models
         where = self._filter(filter)
@@ -245,19 +244,12 @@ class ServerStore:
                 self.name,
                 limit=k,
                 query_filter=where,
-                with_payload=True if fields is None else list(fields),
+                with_payload=True,
                 with_vectors=[DENSE] if with_vectors else False,
                 consistency=self._client.read_consistency,
                 **request,
             ).points
         return [to_scored(p.id, p.score, p.payload, p.vector, with_vectors) for p in found]
-
-    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
-        with self._client.translate():
-            found = self._qc.retrieve(self.name, list(ids), with_payload=True, with_vectors=False)
-        return {str(r.id): dict(r.payload or {}) for r in found}
 
     def count(self, filter: Filter | None = None) -> int:
         with self._client.translate():

@@ -282,10 +282,8 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
             filter=_unfilter(b.get("filter")),
             exact=b.get("exact", False),
             with_vectors=b.get("with_vectors", False),
-            fields=b.get("fields"),
         )
     ],
-    "payloads": lambda s, b: s.payloads(b["ids"]),
     "count": lambda s, b: s.count(_unfilter(b.get("filter"))),
     "page": _page,
     "open": lambda s, b: s.open(),
@@ -454,7 +452,6 @@ class SharedStore:
         filter: Filter | None = None,
         exact: bool = False,
         with_vectors: bool = False,
-        fields: Sequence[str] | None = None,
     ) -> list[ScoredPoint]:
         found = self._call(
             "search",
@@ -464,7 +461,6 @@ class SharedStore:
             filter=_filter(filter),
             exact=exact,
             with_vectors=with_vectors,
-            fields=None if fields is None else list(fields),
         )
         return [
             ScoredPoint(
@@ -475,9 +471,6 @@ class SharedStore:
             )
             for p in found
         ]
-
-    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return dict(self._call("payloads", ids=list(ids))) if ids else {}
 
     def count(self, filter: Filter | None = None) -> int:
         return int(self._call("count", filter=_filter(filter)))
