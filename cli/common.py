@@ -81,6 +81,17 @@ Collection = Annotated[
         show_default=False,
     ),
 ]
+
+
+def collection_argument(purpose: str) -> Any:
+    """The optional NAME argument of a command that works on one collection."""
+    return typer.Argument(
+        metavar="NAME",
+        help=f"Collection {purpose} [env: TWINSEARCH_COLLECTION; default: default]",
+        show_default=False,
+    )
+
+
 Model = Annotated[
     str | None,
     typer.Option(

@@ -12,6 +12,7 @@ from twinsearch.cli.common import (
     DataDir,
     JsonOut,
     QdrantUrl,
+    collection_argument,
     counted,
     err,
     errors_to_exit,
@@ -20,14 +21,7 @@ from twinsearch.cli.common import (
 from twinsearch.filters import index_fields
 from twinsearch.session import open_client
 
-Name = Annotated[
-    str | None,
-    typer.Argument(
-        metavar="NAME",
-        help="Collection to optimize [env: TWINSEARCH_COLLECTION; default: default]",
-        show_default=False,
-    ),
-]
+Name = Annotated[str | None, collection_argument("to optimize")]
 MergedMb = Annotated[
     int | None,
     typer.Option(

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-
 from twinsearch.cli.common import (
     DataDir,
     QdrantUrl,
+    collection_argument,
     err,
     errors_to_exit,
     index_progress,
@@ -19,14 +18,7 @@ from twinsearch.cli.common import (
 from twinsearch.cli.index import JsonReport, print_outcome, say
 from twinsearch.session import open_client
 
-Name = Annotated[
-    str | None,
-    typer.Argument(
-        metavar="NAME",
-        help="Collection to bring up to date [env: TWINSEARCH_COLLECTION; default: default]",
-        show_default=False,
-    ),
-]
+Name = Annotated[str | None, collection_argument("to bring up to date")]
 
 
 @errors_to_exit
