@@ -80,6 +80,8 @@ def optimize(
             f"{store.name}: {counted(after, 'segment')}; a Qdrant server merges them itself",
             markup=False,
         )
+    elif after == before:
+        err.print(f"{store.name}: {counted(after, 'segment')}, nothing to merge", markup=False)
     else:
         err.print(
             f"{store.name}: {counted(before, 'segment')} merged into {after} in {seconds:.0f} s",
