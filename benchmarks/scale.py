@@ -28,7 +28,11 @@ vector with noise.
 Measured, in this order: disk and segments (the segment folders of the shard; the
 engine's own count too); `open_s`, opening the collection in a fresh process (median of
 3; the page cache is as the build left it); `cold_search_s`, a fresh `twinsearch search`
-process to its last line of results (median of --runs, as search_latency.py measures it);
+process to its exit, each of --runs with a query of its own (median), and
+`cold_search_repeat_s`, --runs processes with one query to its last line of results (as
+search_latency.py measures it); with --first-search, `first_search_s`, one after emptying
+the page cache (as after a reboot; root only); with --warm-cache, every file of the
+collection read once (as a machine with the memory for it holds it after serving a while);
 then in one process that keeps the collection open: warm `Searcher.search` p50/p99 in
 dense and hybrid mode, taking turns (query embedding and passages included), its RSS after
 those, the store's own dense search against an exact scan (recall@10), filtered store
@@ -415,6 +419,42 @@ def prepare(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     return {**record, "build_reused": built}
 
 
+def fresh(searches: list[list[str]]) -> list[float]:
+    """Seconds to the exit of each search, a fresh process with a query of its own: the
+    page cache holds what earlier processes read, not what this query needs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    took = []
+    for args in searches:
+        started = time.perf_counter()
+        done = subprocess.run(args, capture_output=True, env=env)
+        took.append(time.perf_counter() - started)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise SystemExit(f"{' '.join(args)}: exit {done.returncode}, or no results")
+    return took
+
+
+def first_search(search: list[str], data_dir: Path) -> float | None:
+    """A search after the page cache was emptied (as after a reboot): needs root."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return None
+    return round(fresh([search])[0], 3)
+
+
+def read_whole(folder: Path) -> float:
+    """Read every file of the collection once, as a machine with the memory for it holds it
+    after serving a while: the warm measures then show the engine, not the disk."""
+    started = time.perf_counter()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+    return round(time.perf_counter() - started, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -433,6 +473,16 @@ def main() -> None:
         type=int,
         default=100,
         help="queries under the filters on the unindexed field (each scans every payload)",
+    )
+    parser.add_argument(
+        "--first-search",
+        action="store_true",
+        help="also time a search after emptying the page cache (root only)",
+    )
+    parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="read the whole collection once before the warm measures",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object, nothing else")
     parser.add_argument("--stage", choices=["build", "measure"], help=argparse.SUPPRESS)
@@ -463,11 +513,17 @@ def main() -> None:
 
     from search_latency import cold
 
-    query = json.loads((args.data_dir / QUERY_FILE).read_text())["texts"][0]
-    search = [sys.executable, "-m", "twinsearch.cli", "search", query]
-    printed, ended = cold([*search, "-c", NAME, "--data-dir", str(args.data_dir)], args.runs)
-    result["cold_search_s"] = round(statistics.median(printed), 3)
-    result["cold_search_exit_s"] = round(statistics.median(ended), 3)
+    texts = json.loads((args.data_dir / QUERY_FILE).read_text())["texts"]
+    where = ["-c", NAME, "--data-dir", str(args.data_dir)]
+    searches = [[sys.executable, "-m", "twinsearch.cli", "search", t, *where] for t in texts]
+    printed, ended = cold(searches[0], args.runs)
+    result["cold_search_repeat_s"] = round(statistics.median(printed), 3)
+    result["cold_search_repeat_exit_s"] = round(statistics.median(ended), 3)
+    result["cold_search_s"] = round(statistics.median(fresh(searches[1 : args.runs + 1])), 3)
+    if args.first_search:
+        result["first_search_s"] = first_search(searches[args.runs + 1], args.data_dir)
+    if args.warm_cache:
+        result["warm_cache_read_s"] = read_whole(args.data_dir / "collections" / NAME)
 
     command = [sys.executable, __file__, str(args.source), "--stage", "measure"]
     command += ["--points", str(args.points), "--data-dir", str(args.data_dir)]

@@ -64,4 +64,7 @@ def _root(
 
 
 def main() -> None:
+    from twinsearch.stores.base import leave_open_at_exit
+
+    leave_open_at_exit()
     app()

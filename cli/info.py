@@ -59,7 +59,8 @@ def info(
     for c in collections:
         out.print(
             f"{c['name']}: {c['documents']} documents, {c['chunks']} chunks "
-            f"in {counted(c['segments'], 'segment')}, model {c['model']} "
+            f"in {counted(c['segments'], 'segment')}{', int8-quantized' if c['quantized'] else ''}"
+            f", model {c['model']} "
             f"(fingerprint {str(c['fingerprint'])[:12]}, dim {c['dim']}), "
             f"{_chunking(c['chunking'])}, {_runtime(c.get('runtime'))}created {c['created']}"
             + (f"; searched as {', '.join(c['aliases'])}" if c["aliases"] else ""),

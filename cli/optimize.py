@@ -43,12 +43,23 @@ Fields = Annotated[
     ),
 ]
 
+Quantize = Annotated[
+    bool,
+    typer.Option(
+        "--quantize",
+        help="Also keep int8 copies of the vectors, which searches walk the graph on before "
+        "rescoring on the originals: at a million chunks, warm searches a quarter faster and "
+        "half the memory, the same top-10 (see README, Scaling). Stays on for later writes",
+    ),
+]
+
 
 @errors_to_exit
 def optimize(
     name: Name = None,
     segment_mb: MergedMb = None,
     field: Fields = None,
+    quantize: Quantize = False,
     json_out: JsonOut = False,
     data_dir: DataDir = None,
     qdrant_url: QdrantUrl = None,
@@ -60,6 +71,9 @@ def optimize(
     bounded; run this after indexing a large collection. The merge takes minutes and more
     memory than indexing; every point stays searchable throughout, and one killed half-way
     leaves the collection as it was. A Qdrant server merges on its own.
+
+    At a million chunks and more, add --quantize: searches then read int8 copies of the
+    vectors, a quarter of their size, and rescore on the originals.
     """
     settings = settings_from(collection=name, data_dir=data_dir, qdrant_url=qdrant_url)
     with open_client(settings) as client:
@@ -67,23 +81,24 @@ def optimize(
         store.require()
         started = time.perf_counter()
         indexed = index_fields(store, field or [])
-        before, after = store.optimize(segment_mb)
+        before, after = store.optimize(segment_mb, quantize=quantize)
+        quantized = store.quantized()
         seconds = time.perf_counter() - started
     if json_out:
         summary = {"collection": store.name, "segments_before": before, "segments_after": after}
+        summary["quantized"] = quantized
         print(json.dumps({**summary, "indexed_fields": indexed, "seconds": round(seconds, 1)}))
         return
     for name_, kind in indexed.items():
         err.print(f"indexed field {name_!r} as {kind}", markup=False)
+    quantized_ = ", int8-quantized," if quantize else ""
     if settings.qdrant_url:
-        err.print(
-            f"{store.name}: {counted(after, 'segment')}; a Qdrant server merges them itself",
-            markup=False,
-        )
+        background = " (and quantizes them in the background)" if quantize else ""
+        said = f"{counted(after, 'segment')}; a Qdrant server merges them itself{background}"
+    elif after == before and not quantize:
+        said = f"{counted(after, 'segment')}, nothing to merge"
     elif after == before:
-        err.print(f"{store.name}: {counted(after, 'segment')}, nothing to merge", markup=False)
+        said = f"{counted(after, 'segment')} int8-quantized in {seconds:.0f} s"
     else:
-        err.print(
-            f"{store.name}: {counted(before, 'segment')} merged into {after} in {seconds:.0f} s",
-            markup=False,
-        )
+        said = f"{counted(before, 'segment')} merged into {after}{quantized_} in {seconds:.0f} s"
+    err.print(f"{store.name}: {said}", markup=False)

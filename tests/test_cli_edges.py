@@ -228,3 +228,11 @@ def test_optimize_merges_a_collections_segments(
     assert after["chunks"] == before["chunks"] == 4500
     assert found() == hits
     assert "nothing to merge" in run("optimize", "--data-dir", data_dir).stderr  # done already
+    assert not after["quantized"]
+
+    said = run("optimize", "--quantize", "--data-dir", data_dir).stderr
+    assert "int8-quantized" in said
+    [quantized] = json.loads(run("info", "--json", "--data-dir", data_dir).stdout)["collections"]
+    assert quantized["quantized"] and quantized["chunks"] == 4500
+    assert "int8-quantized" in run("info", "--data-dir", data_dir).stdout
+    assert found() == hits  # rescored on the originals

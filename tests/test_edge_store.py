@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -206,16 +207,24 @@ def _answers(store: edge.EdgeStore, queries: list[Point]) -> list[list[tuple[flo
     return found
 
 
-def test_optimize_merges_segments_and_keeps_every_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _sealed_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> tuple[edge.EdgeClient, edge.EdgeStore]:
+    """A collection of ``n`` points with sparse vectors, in sealed segments of 512."""
     monkeypatch.setattr(edge, "SEGMENT_KIB", 16)  # 512 points of 8 dimensions a segment
     client = edge.EdgeClient(tmp_path)
     store = client.collection("c")
     store.create(CollectionSpec(dim=DIM, metadata={}))
-    for start in range(0, 4000, 200):
+    for start in range(0, n, 200):
         store.upsert(_sparse_points(start, 200))
     store.finish()
+    return client, store
+
+
+def test_optimize_merges_segments_and_keeps_every_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, store = _sealed_collection(tmp_path, monkeypatch, 4000)
     before, held = len(_sealed(store)), _everything(store)
     queries = _sparse_points(10_000, 20)
     answers = _answers(store, queries)
@@ -241,6 +250,47 @@ def test_optimize_merges_segments_and_keeps_every_point(
     for size in merged:
         new.remove(size)  # the merged segments are still there
     assert new and max(new) <= 2 * 512 + 100, new
+    store.close()
+
+
+def _quantized_segments(store: edge.EdgeStore) -> list[bool]:
+    """For each sealed segment, whether it holds int8 copies of its vectors."""
+    return [
+        (segment / "vector_storage-dense" / "quantized.data").is_file()
+        for segment in (store.folder / "shard" / "segments").iterdir()
+        if (segment / "vector_index-dense" / "graph.bin").is_file()
+    ]
+
+
+def test_quantize_keeps_every_point_and_the_same_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, store = _sealed_collection(tmp_path, monkeypatch, 3000)
+    held, queries = _everything(store), _sparse_points(10_000, 20)
+    answers = _answers(store, queries)
+    assert not store.quantized() and not any(_quantized_segments(store))
+
+    store.optimize(quantize=True)
+
+    assert store.quantized()
+    assert _quantized_segments(store) and all(_quantized_segments(store))
+    assert _everything(store) == held  # the originals are kept, not replaced
+    # Rescored on the originals: the same points at the same scores.
+    assert _answers(store, queries) == answers
+    client.close()
+    # It stays on: a later run's sealed segments are quantized too.
+    store = edge.EdgeClient(tmp_path).collection("c")
+    segments_before = len(_quantized_segments(store))
+    added = [p for start in range(3000, 5000, 100) for p in _sparse_points(start, 100)]
+    for start in range(0, len(added), 100):
+        store.upsert(added[start : start + 100])
+    store.finish()
+    assert store.quantized() and store.count() == 5000
+    assert len(_quantized_segments(store)) > segments_before
+    assert all(_quantized_segments(store))
+    for p in added[::97]:
+        [hit] = store.search(1, dense=p.vector)
+        assert hit.id == p.id
     store.close()
 
 
@@ -310,4 +360,123 @@ def test_a_merge_killed_half_way_loses_nothing(
     store.optimize(merged_mb=1000)
     assert store.segments() < segments
     assert store.count() == len(ids)
+    store.close()
+
+
+def _cached_pages(folder: Path) -> int:
+    """How many pages of the files under ``folder`` the page cache holds (mincore(2))."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    cached = 0
+    for path in folder.rglob("*"):
+        size = path.stat().st_size if path.is_file() else 0
+        if not size:
+            continue
+        with open(path, "rb") as fh:
+            mapped = mmap.mmap(
+                fh.fileno(), size, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE
+            )
+        view = (ctypes.c_char * size).from_buffer(mapped)
+        pages = (size + page - 1) // page
+        vec = (ctypes.c_ubyte * pages)()
+        assert libc.mincore(ctypes.c_void_p(ctypes.addressof(view)), size, vec) == 0
+        cached += sum(b & 1 for b in vec)
+        del view
+        mapped.close()
+    return cached
+
+
+def _evict(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+
+
+SEARCHER = """
+import sys
+from pathlib import Path
+from twinsearch.stores import edge
+from twinsearch.stores.base import leave_open_at_exit
+
+if sys.argv[2] == "cli":
+    leave_open_at_exit()
+store = edge.EdgeClient(Path(sys.argv[1])).collection("c")
+print(len(store.search(10, dense=[1.0] + [0.0] * 7)))
+store.close()
+"""
+
+
+@pytest.mark.parametrize(("process", "stays_cached"), [("cli", True), ("library", False)])
+def test_a_command_line_search_leaves_what_it_read_in_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, process: str, stays_cached: bool
+) -> None:
+    # The engine drops a sealed segment's files from the page cache when a shard is closed,
+    # so that each `twinsearch search`, a process of its own, read them from disk.
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(edge, "SEGMENT_KIB", 16)  # sealed segments of 512 points
+    store = edge.EdgeClient(tmp_path).collection("c")
+    store.create(CollectionSpec(dim=DIM, metadata={}))
+    for start in range(0, 2000, 100):
+        store.upsert(_points(start, 100))
+    store.finish()
+    assert len(_sealed(store)) >= 3
+    store.close()
+    _evict(store.folder)
+    segments = store.folder / "shard" / "segments"
+    # What a search reads of the sealed segments: their vectors and HNSW graphs.
+    read = [
+        segment / part
+        for segment in segments.iterdir()
+        if (segment / "vector_index-dense" / "graph.bin").is_file()
+        for part in ("vector_storage-dense", "vector_index-dense")
+    ]
+    assert sum(map(_cached_pages, read)) == 0
+    done = subprocess.run(
+        [sys.executable, "-c", SEARCHER, str(tmp_path), process],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["10"]
+    cached = sum(map(_cached_pages, read))
+    assert (cached > 0) == stays_cached, cached
+    # The shard left open released its lock: the collection opens, whole, for writing.
+    again = edge.EdgeClient(tmp_path).collection("c")
+    again.upsert(_points(5000, 1))
+    again.finish()
+    assert again.count() == 2001
+    again.close()
+
+
+WRITER_LEFT_OPEN = """
+import sys
+from pathlib import Path
+from twinsearch.stores import CollectionSpec, edge
+from twinsearch.stores.base import leave_open_at_exit
+from tests.test_edge_store import _points
+
+leave_open_at_exit()
+store = edge.EdgeClient(Path(sys.argv[1])).collection("c")
+store.create(CollectionSpec(dim=8, metadata={}))
+store.upsert(_points(0, 700))
+store.finish()
+store.close()
+"""
+
+
+def test_what_a_command_line_writer_leaves_open_is_all_on_disk(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", WRITER_LEFT_OPEN, str(tmp_path)], check=True, cwd=root)
+    store = edge.EdgeClient(tmp_path).collection("c")
+    assert store.count() == 700
+    [hit] = store.search(1, dense=_points(0, 700)[123].vector)
+    assert hit.id == _points(0, 700)[123].id
     store.close()

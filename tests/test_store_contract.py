@@ -253,3 +253,14 @@ def test_optimize_keeps_every_point_and_counts_segments(store) -> None:  # type:
     assert store.count() == 50
     [hit] = store.search(1, dense=points[7].vector)
     assert hit.id == points[7].id
+    assert not store.quantized()
+    store.optimize(quantize=True)
+    # qdrant-client's in-process engine scans exactly and keeps no quantized copies.
+    assert store.quantized() == (type(store).__name__ != "ServerStore" or not _in_process(store))
+    assert store.count() == 50
+    [hit] = store.search(1, dense=points[7].vector)
+    assert hit.id == points[7].id
+
+
+def _in_process(store) -> bool:  # type: ignore[no-untyped-def]
+    return bool(store._client.in_process)

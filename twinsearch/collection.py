@@ -243,6 +243,7 @@ def describe(store: Store) -> dict[str, Any]:
         "documents": store.count([Match("chunk", 0)]),
         "chunks": store.count(),
         "segments": store.segments(),
+        "quantized": store.quantized(),
         "model": encoder.get("name"),
         "fingerprint": encoder.get("fingerprint"),
         "dim": encoder.get("dim"),

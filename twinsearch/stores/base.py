@@ -141,6 +141,21 @@ def to_scored(id: Any, score: float, payload: Any, vectors: Any, with_vectors: b
     return ScoredPoint(str(id), float(score), dict(payload or {}), vector)
 
 
+_leaving_open = False
+
+
+def leave_open_at_exit() -> None:
+    """Say that this process ends once its command is done (the command line): the
+    embedded store then leaves the collections it closes open, so that what they read
+    stays in the page cache for the next process (see ``LEFT_OPEN_AT_MOST`` in edge.py)."""
+    global _leaving_open
+    _leaving_open = True
+
+
+def leaving_open() -> bool:
+    return _leaving_open
+
+
 def check_name(name: str) -> str:
     if not COLLECTION_NAME.match(name) or ".." in name:
         raise ConfigError(
@@ -223,9 +238,15 @@ class Store(Protocol):
         """The number of segments the engine holds the collection in."""
         ...
 
-    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+    def optimize(self, merged_mb: int | None = None, quantize: bool = False) -> tuple[int, int]:
         """Merge the collection's segments into fewer, of up to ``merged_mb`` MB of dense
-        vectors each: every point kept. The number of segments before and after."""
+        vectors each: every point kept. ``quantize``: from then on, also keep int8 copies of
+        the vectors, which searches walk the graph on and rescore on the originals. The
+        number of segments before and after."""
+        ...
+
+    def quantized(self) -> bool:
+        """Whether the collection keeps int8 copies of its vectors to search on."""
         ...
 
     def index_field(self, key: str, kind: str) -> None:

@@ -219,10 +219,14 @@ class ServerStore:
         if self._client.in_process:
             pass  # it always scans exactly, and warns about any search parameters
         elif exact:
-            params = m.SearchParams(exact=True)
+            ignore = m.QuantizationSearchParams(ignore=True)
+            params = m.SearchParams(exact=True, quantization=ignore)
         else:
+            # As the embedded store: on a quantized collection, twice the asked number
+            # found on the int8 copies, rescored on the originals.
+            rescored = m.QuantizationSearchParams(rescore=True, oversampling=2.0)
             acorn = m.AcornSearchParams(enable=True) if filter else None
-            params = m.SearchParams(hnsw_ef=HNSW_EF, acorn=acorn)
+            params = m.SearchParams(hnsw_ef=HNSW_EF, acorn=acorn, quantization=rescored)
         queries = []
         if dense is not None:
             queries.append(([float(x) for x in dense], DENSE, params))
@@ -301,11 +305,28 @@ class ServerStore:
         with self._client.translate():
             return int(self._qc.get_collection(self.name).segments_count or 0)
 
-    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
-        """Nothing to do: a Qdrant server's optimizers merge segments on their own, in the
-        background, within its `max_segment_size`."""
+    def optimize(self, merged_mb: int | None = None, quantize: bool = False) -> tuple[int, int]:
+        """A Qdrant server's optimizers merge segments on their own, in the background,
+        within its `max_segment_size`. ``quantize`` has it keep int8 copies of the vectors
+        in RAM (the originals where the collection keeps them), built in the background
+        too. qdrant-client's in-process engine scans exactly and has no use for them."""
+        if quantize and not self._client.in_process:
+            m = self._models
+            scalar = m.ScalarQuantizationConfig(
+                type=m.ScalarType.INT8, quantile=0.99, always_ram=True
+            )
+            with self._client.translate():
+                self._qc.update_collection(
+                    self.name, quantization_config=m.ScalarQuantization(scalar=scalar)
+                )
         segments = self.segments()
         return segments, segments
+
+    def quantized(self) -> bool:
+        if self._client.in_process:
+            return False
+        with self._client.translate():
+            return self._qc.get_collection(self.name).config.quantization_config is not None
 
     def index_field(self, key: str, kind: str) -> None:
         from qdrant_client import models as m

@@ -289,6 +289,7 @@ STORE_OPS: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {
     "open": lambda s, b: s.open(),
     "finish": lambda s, b: s.finish(),
     "segments": lambda s, b: s.segments(),
+    "quantized": lambda s, b: s.quantized(),
     "index_field": lambda s, b: s.index_field(b["key"], b["kind"]),
     "release": lambda s, b: None,
 }
@@ -511,7 +512,10 @@ class SharedStore:
     def index_field(self, key: str, kind: str) -> None:
         self._call("index_field", key=key, kind=kind)
 
-    def optimize(self, merged_mb: int | None = None) -> tuple[int, int]:
+    def quantized(self) -> bool:
+        return bool(self._call("quantized"))
+
+    def optimize(self, merged_mb: int | None = None, quantize: bool = False) -> tuple[int, int]:
         raise StoreError(
             f"collection {self.name!r} is held by `twinsearch serve`; a merge takes minutes "
             "and would hold its searches: stop serve, run `twinsearch optimize`, start it again"
