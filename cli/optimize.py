@@ -21,6 +21,9 @@ from twinsearch.cli.common import (
 from twinsearch.filters import index_fields
 from twinsearch.session import open_client
 
+QUANTIZE_FROM = 500_000
+"""Collections this large are told of --quantize (at a million chunks it took warm searches
+from 17.6 to 12.9 ms and serving memory from 2.4 to 1.6 GB)."""
 Name = Annotated[str | None, collection_argument("to optimize")]
 MergedMb = Annotated[
     int | None,
@@ -84,6 +87,7 @@ def optimize(
         before, after = store.optimize(segment_mb, quantize=quantize)
         quantized = store.quantized()
         seconds = time.perf_counter() - started
+        large = not quantized and store.count() >= QUANTIZE_FROM
     if json_out:
         summary = {"collection": store.name, "segments_before": before, "segments_after": after}
         summary["quantized"] = quantized
@@ -102,3 +106,9 @@ def optimize(
     else:
         said = f"{counted(before, 'segment')} merged into {after}{quantized_} in {seconds:.0f} s"
     err.print(f"{store.name}: {said}", markup=False)
+    if large:
+        err.print(
+            f"hint: at {QUANTIZE_FROM:,} chunks and more, `twinsearch optimize {store.name} "
+            "--quantize` makes warm searches faster and serving memory smaller",
+            markup=False,
+        )

@@ -227,11 +227,14 @@ def test_optimize_merges_a_collections_segments(
     assert done["segments_after"] == after["segments"] <= 2
     assert after["chunks"] == before["chunks"] == 4500
     assert found() == hits
-    assert "nothing to merge" in run("optimize", "--data-dir", data_dir).stderr  # done already
+    said = run("optimize", "--data-dir", data_dir).stderr
+    assert "nothing to merge" in said and "--quantize" not in said  # done already; small
     assert not after["quantized"]
+    monkeypatch.setattr("twinsearch.cli.optimize.QUANTIZE_FROM", 4000)
+    assert "hint: at 4,000 chunks and more" in run("optimize", "--data-dir", data_dir).stderr
 
     said = run("optimize", "--quantize", "--data-dir", data_dir).stderr
-    assert "int8-quantized" in said
+    assert "int8-quantized" in said and "hint" not in said
     [quantized] = json.loads(run("info", "--json", "--data-dir", data_dir).stdout)["collections"]
     assert quantized["quantized"] and quantized["chunks"] == 4500
     assert "int8-quantized" in run("info", "--data-dir", data_dir).stdout
